@@ -1,0 +1,83 @@
+"""Every database test runs twice: on a SQLite file and on the machine's real PostgreSQL.
+
+PostgreSQL tests get a schema of their own (through `search_path` in the URL), dropped
+afterwards. If PostgreSQL cannot be reached the whole run stops with a clear message:
+these tests never skip silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from job.db.engine import get_engine
+from job.db.migrate import upgrade_to_head
+
+PG_URL = os.environ.get("NIGHTCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SAMPLE_CSV = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        with sa.create_engine(PG_URL, poolclass=sa.NullPool).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL for the tests is unreachable at {PG_URL} (set NIGHTCAST_TEST_PG_URL): {exc.orig}",
+            returncode=1,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's NIGHTCAST_* variables or a stray .env file."""
+    for name in list(os.environ):
+        if name.startswith("NIGHTCAST_") and name != "NIGHTCAST_TEST_PG_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _pg_schema_url() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, poolclass=sa.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nightcast.db'}"
+        yield url
+        get_engine(url).dispose()
+    else:
+        yield from _pg_schema_url()
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """A database of each kind at the newest schema revision."""
+    upgrade_to_head(db_url)
+    return db_url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """PostgreSQL alone, migrated, for behaviour only a server has (passwords, advisory locks)."""
+    for url in _pg_schema_url():
+        upgrade_to_head(url)
+        yield url

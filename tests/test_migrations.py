@@ -1,0 +1,61 @@
+"""The schema comes only from migrations, and migrations agree with the table definitions."""
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from job.db import get_engine, metadata
+from job.db.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+
+
+def test_migrated_schema_equals_table_definitions(migrated_url: str) -> None:
+    with get_engine(migrated_url).connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_migrate_twice_is_a_no_op(db_url: str) -> None:
+    assert upgrade_to_head(db_url) == (None, head_revision(db_url))
+    assert upgrade_to_head(db_url) == (head_revision(db_url), head_revision(db_url))
+
+
+def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(migrated_url: str) -> None:
+    engine = get_engine(migrated_url)
+    with engine.begin() as conn:
+        config = alembic_config(migrated_url)
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert set(inspector.get_table_names()) <= {"alembic_version"}
+        assert inspector.get_view_names() == []
+    assert current_revision(migrated_url) is None
+    upgrade_to_head(migrated_url)
+    with engine.connect() as conn:
+        assert "prediction_errors" in sa.inspect(conn).get_view_names()
+
+
+def test_prediction_errors_view_joins_actual_closes(migrated_url: str) -> None:
+    with get_engine(migrated_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO prices VALUES ('TSLA', '2020-07-31', 1, 2, 0.5, 200, 200, 10, 'csv',"
+                " '2020-08-01 00:00:00+00:00')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (ticker, target_date, model, as_of_date, predicted_close,"
+                " created_at) VALUES ('TSLA', '2020-07-31', 'naive', '2020-07-30', 190,"
+                " '2020-07-31 00:00:00+00:00'), ('TSLA', '2020-08-03', 'naive', '2020-07-31',"
+                " 200, '2020-08-01 00:00:00+00:00')"
+            )
+        )
+        rows = conn.execute(
+            sa.text("SELECT target_date, actual_close, error, abs_pct_error FROM prediction_errors")
+        ).all()
+    assert len(rows) == 1  # the unmatured forecast for 2020-08-03 has no actual yet
+    assert str(rows[0].target_date) == "2020-07-31"
+    assert (rows[0].actual_close, rows[0].error) == (200, -10)
+    assert abs(rows[0].abs_pct_error - 0.05) < 1e-12
