@@ -6,6 +6,7 @@ touches the database, with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +38,7 @@ class ModelParams(BaseModel):
     update_epochs: int = Field(2, ge=1)
     update_learning_rate: float = Field(2e-4, gt=0)
     seed: int = 42
+    guard: bool = Field(True, description="shrink forecasts toward naive by a factor fit on validation")
 
 
 class RetrainPolicy(BaseModel):
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
     misfire_grace_hours: float = Field(6.0, gt=0)
     heartbeat_file: Path = Path("nightcast.heartbeat")
     metric_windows: Annotated[list[int], NoDecode] = [5, 20, 60]
-    history_start: str = "2000-01-01"
+    history_start: date = date(2000, 1, 1)
     model: ModelParams = ModelParams()
     policy: RetrainPolicy = RetrainPolicy()
 
