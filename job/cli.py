@@ -10,12 +10,14 @@ import logging
 import os
 import sys
 import traceback
+from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.exc import OperationalError
 
-from job.config import load_settings
+from job.config import Settings, load_settings
 from job.errors import NightcastError
 
 app = typer.Typer(
@@ -68,6 +70,197 @@ def status(database_url: DatabaseUrl = None) -> None:
 
     settings = load_settings(database_url=database_url)
     typer.echo(render_status(settings))
+
+
+Tickers = Annotated[
+    str | None,
+    typer.Option(
+        "--tickers", help="Comma-separated symbols; overrides NIGHTCAST_TICKERS.", show_default=False
+    ),
+]
+SourceName = Annotated[
+    str | None,
+    typer.Option("--source", help="yahoo, csv or sample; overrides NIGHTCAST_SOURCE.", show_default=False),
+]
+CsvPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv", help="A Yahoo-format CSV or a folder of TICKER.csv (source csv).", show_default=False
+    ),
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Replay as of this session's evening (YYYY-MM-DD).", show_default=False),
+]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for a running cycle instead of exiting.")]
+
+
+def parse_date(option: str, value: str | None) -> date | None:
+    """Dates on the command line are ISO dates; anything else is one line naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise NightcastError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _cycle_settings(
+    database_url: str | None, tickers: str | None, source: str | None, csv: Path | None
+) -> Settings:
+    return load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
+
+
+@app.command()
+def run(
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    as_of: AsOf = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """One nightly cycle: ingest, evaluate, update or retrain, forecast the next session.
+
+    Sessions missed since the last run are caught up in order. Exit code 1 if any ticker failed.
+    """
+    from job.pipeline import Cycle
+    from job.sources import source_for
+
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    cycle = Cycle(settings, source_for(settings))
+    report = cycle.run(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
+    for t in report.tickers:
+        if t.status == "ok":
+            span = f"as of {t.first_as_of}..{t.last_as_of}" if t.sessions else "already up to date"
+            typer.echo(
+                f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
+                f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
+            )
+        else:
+            typer.echo(f"{t.ticker}: {t.status}: {t.error}", err=True)
+    typer.echo(f"run #{report.run_id} {report.status}")
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First target session to replay (YYYY-MM-DD).")],
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last as-of session (default: the last stored).", show_default=False),
+    ] = None,
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Replay past sessions walk-forward, exactly as the nightly job would have run them.
+
+    The first model is trained on sessions strictly before --start. Interrupt it any time:
+    the same command resumes after the last stored session and a finished range is left as is.
+    """
+    from job.backfill import run_backfill
+
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    assert first is not None
+    if last is not None and last < first:
+        raise NightcastError(f"--end {last} is before --start {first}")
+    report = run_backfill(settings, start=first, end=last, wait=wait)
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("train")
+def train_command(
+    tickers: Tickers = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Train on sessions up to this date (default: all stored).", show_default=False
+        ),
+    ] = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Retrain each ticker's model from scratch on stored prices and store it as a new version."""
+    from job.pipeline import retrain_now
+
+    settings = load_settings(database_url=database_url, tickers=tickers)
+    failed = False
+    for line in retrain_now(settings, as_of=parse_date("--as-of", as_of), wait=wait):
+        failed |= line.startswith("error")
+        typer.echo(line, err=line.startswith("error"))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schedule(
+    run_now: Annotated[bool, typer.Option("--run-now", help="Run one cycle at start.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the nightly cycle on the configured cron schedule until SIGTERM or SIGINT."""
+    from job.db.migrate import require_current
+    from job.scheduler import NightlyService
+
+    settings = load_settings(database_url=database_url)
+    require_current(settings.database_url)
+    NightlyService(settings).serve(run_now=run_now)
+
+
+@app.command()
+def health(
+    max_age: Annotated[
+        int, typer.Option("--max-age", help="Seconds after which the heartbeat counts as stale.")
+    ] = 300,
+) -> None:
+    """Exit 0 when the scheduler's heartbeat is fresh (for container healthchecks)."""
+    from job.runs import utcnow
+    from job.scheduler import heartbeat_age
+
+    settings = load_settings()
+    age = heartbeat_age(settings.heartbeat_file, utcnow())
+    if age > max_age:
+        raise NightcastError(f"heartbeat {settings.heartbeat_file} is {age:.0f}s old (max {max_age}s)")
+    typer.echo(f"healthy: heartbeat {age:.0f}s old")
+
+
+@app.command()
+def ingest(
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First date to fetch, YYYY-MM-DD (default: recent overlap).", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end", help="Last date to store, YYYY-MM-DD (default: last closed session).", show_default=False
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
+    from job.ingest import run_ingest
+
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    outcomes = run_ingest(settings, start=first, end=last)
+    for outcome in outcomes:
+        if outcome.result is not None:
+            typer.echo(outcome.result.summary())
+        else:
+            typer.echo(f"failed: {outcome.error}", err=True)
+    if any(not outcome.ok for outcome in outcomes):
+        raise typer.Exit(1)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -7,14 +7,16 @@ these tests never skip silently.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from job.config import ModelParams, Settings
 from job.db.engine import get_engine
 from job.db.migrate import upgrade_to_head
 
@@ -81,3 +83,57 @@ def pg_url() -> Iterator[str]:
     for url in _pg_schema_url():
         upgrade_to_head(url)
         yield url
+
+
+@pytest.fixture
+def make_db(request: pytest.FixtureRequest, tmp_path: Path, db_url: str) -> Iterator[Callable[[], str]]:
+    """Further migrated databases of the same kind as `db_url`, for side-by-side comparisons."""
+    made: list[Iterator[str]] = []
+
+    def make() -> str:
+        if db_url.startswith("sqlite"):
+            url = f"sqlite:///{tmp_path / f'extra{len(made)}.db'}"
+            made.append(iter(()))
+        else:
+            generator = _pg_schema_url()
+            url = next(generator)
+            made.append(generator)
+        upgrade_to_head(url)
+        return url
+
+    yield make
+    for generator in made:
+        for _ in generator:  # runs the generator's cleanup
+            pass
+
+
+TINY_MODEL = {
+    "window": 5,
+    "lstm_units": (8, 8),
+    "dense_units": 4,
+    "batch_size": 64,
+    "max_epochs": 3,
+    "patience": 2,
+    "train_sessions": 200,
+    "update_sessions": 40,
+    "update_epochs": 1,
+    "guard": False,  # so that test forecasts are the network's own, not shrunk onto naive
+}
+
+
+def tiny_model_env() -> dict[str, str]:
+    """TINY_MODEL as NIGHTCAST_MODEL__* variables, for commands run in a subprocess or via main()."""
+    return {f"NIGHTCAST_MODEL__{key.upper()}": json.dumps(value) for key, value in TINY_MODEL.items()}
+
+
+def tiny_settings(url: str, **overrides: object) -> Settings:
+    """Settings with a model small enough for tests to train in well under a second."""
+    values: dict[str, object] = {
+        "database_url": url,
+        "source": "sample",
+        "tickers": ["TSLA"],
+        "history_start": "2019-01-01",
+        "model": ModelParams(**TINY_MODEL),
+    }
+    values.update(overrides)
+    return Settings(**values)

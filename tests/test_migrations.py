@@ -58,4 +58,4 @@ def test_prediction_errors_view_joins_actual_closes(migrated_url: str) -> None:
     assert len(rows) == 1  # the unmatured forecast for 2020-08-03 has no actual yet
     assert str(rows[0].target_date) == "2020-07-31"
     assert (rows[0].actual_close, rows[0].error) == (200, -10)
-    assert abs(rows[0].abs_pct_error - 0.05) < 1e-12
+    assert abs(rows[0].abs_pct_error - 5.0) < 1e-9

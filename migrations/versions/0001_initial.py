@@ -20,7 +20,7 @@ CREATE VIEW prediction_errors AS
 SELECT p.ticker, p.target_date, p.model, p.as_of_date, p.predicted_close,
        a.close AS actual_close,
        p.predicted_close - a.close AS error,
-       ABS(p.predicted_close - a.close) / a.close AS abs_pct_error
+       100.0 * ABS(p.predicted_close - a.close) / a.close AS abs_pct_error
 FROM predictions p
 JOIN prices a ON a.ticker = p.ticker AND a.date = p.target_date
 """

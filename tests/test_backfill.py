@@ -1,0 +1,178 @@
+"""Backfill: walk-forward with no look-ahead, resumable, idempotent; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from job.cli import main
+from job.db import get_engine
+from job.pipeline import Cycle
+from job.sources import make_source
+from tests.conftest import SAMPLE_CSV, tiny_model_env, tiny_settings
+
+START, TAMPER_AFTER, END = date(2020, 5, 1), date(2020, 5, 15), date(2020, 5, 29)
+PREDICTIONS = (
+    "SELECT ticker, target_date, model, as_of_date, predicted_close "
+    "FROM predictions ORDER BY ticker, target_date, model"
+)
+METRICS = "SELECT * FROM rolling_metrics ORDER BY ticker, date, model, window_days"
+VERSIONS = (
+    "SELECT id, ticker, kind, parent_id, trained_from, trained_through, n_samples, epochs, "
+    "train_loss, val_loss, artifact_sha256 FROM model_versions ORDER BY id"
+)
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    with get_engine(url).connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+def snapshot(url: str) -> tuple[list[tuple], ...]:
+    return rows(url, PREDICTIONS), rows(url, METRICS), rows(url, VERSIONS)
+
+
+def write_csv(folder: Path, frame: pd.DataFrame) -> Path:
+    folder.mkdir(exist_ok=True)
+    frame.to_csv(folder / "TSLA.csv", index=False)
+    return folder
+
+
+def backfill_args(url: str, folder: Path, end: date = END) -> list[str]:
+    return [
+        "backfill",
+        "--database-url",
+        url,
+        "--source",
+        "csv",
+        "--csv",
+        str(folder),
+        "--tickers",
+        "TSLA",
+        "--start",
+        START.isoformat(),
+        "--end",
+        end.isoformat(),
+    ]
+
+
+@pytest.fixture
+def tiny_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The tiny test model and a short history, for commands run through the CLI."""
+    env = {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def sample_folder(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "real", pd.read_csv(SAMPLE_CSV))
+
+
+def test_tampering_after_a_date_changes_no_forecast_up_to_it(
+    migrated_url: str, make_db, tmp_path: Path, sample_folder: Path, tiny_env: dict[str, str]
+) -> None:
+    frame = pd.read_csv(SAMPLE_CSV)
+    later = pd.to_datetime(frame["Date"]).dt.date > TAMPER_AFTER
+    for column in ("Open", "High", "Low", "Close", "Adj Close"):
+        frame.loc[later, column] *= 10
+    tampered_folder = write_csv(tmp_path / "tampered", frame)
+    tampered = make_db()
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    assert main(backfill_args(tampered, tampered_folder)) == 0
+
+    def upto(url: str, sql: str, column: int) -> list[tuple]:
+        return [r for r in rows(url, sql) if date.fromisoformat(str(r[column])) <= TAMPER_AFTER]
+
+    honest = upto(migrated_url, PREDICTIONS, 1)
+    assert len(honest) == 2 * 11  # targets 2020-05-01..2020-05-15, both models
+    lstm, naive = honest[0::2], honest[1::2]
+    assert all(a[4] != b[4] for a, b in zip(lstm, naive, strict=True))  # real model forecasts
+    assert upto(tampered, PREDICTIONS, 1) == honest
+    assert upto(tampered, METRICS, 1) == upto(migrated_url, METRICS, 1)
+    # ...and the tampering is visible to forecasts made after it
+    assert rows(tampered, PREDICTIONS)[-1] != rows(migrated_url, PREDICTIONS)[-1]
+
+
+def test_interrupted_backfill_resumes_to_the_same_rows(
+    migrated_url: str, make_db, sample_folder: Path, tiny_env: dict[str, str]
+) -> None:
+    reference = make_db()
+    assert main(backfill_args(reference, sample_folder)) == 0
+
+    settings = tiny_settings(migrated_url, source="csv", csv_path=sample_folder)
+    done: list[date] = []
+
+    def ctrl_c_on_the_seventh(ticker: str, as_of: date) -> None:
+        done.append(as_of)
+        if len(done) == 7:  # inside the session's transaction, like a real Ctrl-C
+            raise KeyboardInterrupt
+
+    interrupted = Cycle(settings, make_source("csv", sample_folder), on_session=ctrl_c_on_the_seventh)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(["TSLA"], kind="backfill", start=START, as_of=END)
+    assert len(rows(migrated_url, "SELECT * FROM predictions")) == 2 * 6
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    assert snapshot(migrated_url)[:2] == snapshot(reference)[:2]
+
+
+def test_rerunning_a_finished_backfill_changes_nothing(
+    migrated_url: str, sample_folder: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    before = snapshot(migrated_url), rows(migrated_url, "SELECT model_version_id FROM predictions")
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    assert (snapshot(migrated_url), rows(migrated_url, "SELECT model_version_id FROM predictions")) == before
+
+
+def test_summary_table_matches_plain_sql(
+    migrated_url: str, sample_folder: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    out = capsys.readouterr().out
+    errors = rows(
+        migrated_url,
+        "SELECT model, SUM(error * error), COUNT(*) FROM prediction_errors "
+        f"WHERE target_date BETWEEN '{START}' AND '{END}' GROUP BY model ORDER BY model",
+    )
+    (_, lstm_sse, n), (_, naive_sse, _) = errors
+    lstm_rmse, naive_rmse = np.sqrt(lstm_sse / n), np.sqrt(naive_sse / n)
+    line = next(line for line in out.splitlines() if "TSLA" in line)
+    assert f"{lstm_rmse:.4f}" in line and f"{naive_rmse:.4f}" in line
+    assert f"{lstm_rmse / naive_rmse:.4f}" in line
+    assert re.search(rf"\b{n}\b", line)  # 20 target sessions in May 2020
+
+
+@pytest.mark.slow
+def test_killed_backfill_resumes_to_the_same_rows(
+    migrated_url: str, make_db, sample_folder: Path, tiny_env: dict[str, str]
+) -> None:
+    reference = make_db()
+    assert main(backfill_args(reference, sample_folder)) == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "job", *backfill_args(migrated_url, sample_folder)],
+        env={**os.environ, **tiny_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len(rows(migrated_url, "SELECT * FROM predictions")) < 10:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert len(rows(migrated_url, "SELECT * FROM predictions")) < len(rows(reference, PREDICTIONS))
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    assert snapshot(migrated_url)[:2] == snapshot(reference)[:2]

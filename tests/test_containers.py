@@ -1,0 +1,141 @@
+"""The container files, checked without a Docker engine.
+
+hadolint lints the Dockerfile, Debian's docker-compose validates and resolves the compose
+file, and every `nightcast` invocation either file contains is run through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from job.cli import main
+from job.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def _tool(name: str) -> str:
+    # console scripts of the test extra (hadolint) live beside the interpreter
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = shutil.which(name, path=search)
+    if path is None:
+        pytest.fail(f"{name} is not installed (see README: Development)")
+    return path
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIGHTCAST_", "POSTGRES_"))}
+    return subprocess.run(
+        [
+            _tool("docker-compose"),
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--profile",
+            "tools",
+            "config",
+        ],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    done = _compose_config({"POSTGRES_PASSWORD": "pw-from-env"})
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def _exec_form(instruction: str) -> list[str]:
+    match = re.search(rf"^{instruction}\s+(\[.*\])\s*$", DOCKERFILE, re.MULTILINE)
+    assert match, f"Dockerfile has no exec-form {instruction}"
+    return json.loads(match.group(1))
+
+
+def test_hadolint_is_clean() -> None:
+    done = subprocess.run(
+        [_tool("hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_runs_the_scheduler_as_a_non_root_user() -> None:
+    assert _exec_form("ENTRYPOINT") == ["nightcast"]
+    assert _exec_form("CMD") == ["schedule"]
+    assert re.search(r"^USER\s+(?!root|0\b)\S+", DOCKERFILE, re.MULTILINE)
+    assert "PYTHONUNBUFFERED=1" in DOCKERFILE
+    # the dependency layer is built from pyproject.toml before the code is copied in
+    assert DOCKERFILE.index("COPY pyproject.toml") < DOCKERFILE.index("COPY job")
+
+
+def test_compose_requires_the_database_password() -> None:
+    done = _compose_config({})
+    assert done.returncode != 0
+    assert "POSTGRES_PASSWORD" in done.stderr
+
+
+def test_compose_services_are_wired_in_order(compose: dict) -> None:
+    services = compose["services"]
+    assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+    assert services["scheduler"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["scheduler"]["restart"] == "unless-stopped"
+    assert services["scheduler"]["init"] is True
+    assert services["backfill"]["profiles"] == ["tools"]
+    assert "pg_isready" in " ".join(services["db"]["healthcheck"]["test"])
+
+
+def _invocations(compose: dict) -> list[list[str]]:
+    """Every nightcast command line the image and the compose services would run."""
+    entrypoint = _exec_form("ENTRYPOINT")
+    healthcheck = re.search(r"HEALTHCHECK.*?CMD\s+(\[.*?\])", DOCKERFILE, re.DOTALL)
+    assert healthcheck, "Dockerfile has no exec-form HEALTHCHECK"
+    lines = [entrypoint + _exec_form("CMD"), json.loads(healthcheck.group(1))]
+    for service in compose["services"].values():
+        if service.get("image", "").startswith("nightcast"):
+            lines.append(list(service.get("entrypoint", entrypoint)) + list(service.get("command", [])))
+    lines.append(["nightcast", "backfill", "--tickers", "TSLA", "--start", "2024-01-02"])  # README one-off
+    return lines
+
+
+def test_every_container_command_is_a_real_cli_command(
+    compose: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = _invocations(compose)
+    assert {line[1] for line in lines} >= {"schedule", "migrate", "backfill", "health"}
+    for line in lines:
+        assert line[0] == "nightcast"
+        args = [a for a in line[1:] if a != "--help"]
+        assert main([*args, "--help"]) == 0, line
+        assert "Usage" in capsys.readouterr().out
+
+
+def test_compose_environment_gives_valid_settings(compose: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("migrate", "scheduler", "backfill"):
+        for key, value in compose["services"][name]["environment"].items():
+            monkeypatch.setenv(key, str(value))
+        settings = load_settings()
+        assert settings.database_url.startswith("postgresql+psycopg://nightcast:pw-from-env@db:5432/")
+        assert "pw-from-env" not in settings.safe_database_url
+        assert settings.tickers and settings.calendar == "XNYS"
+
+
+def test_env_example_documents_every_compose_variable() -> None:
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    variables = set(re.findall(r"\$\{(\w+)", compose_text))
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+    assert variables == documented
