@@ -65,7 +65,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
 @app.command()
 def status(database_url: DatabaseUrl = None) -> None:
-    """Schema revision, stored prices per ticker and the last job run."""
+    """Schema revision; per ticker the last session, next forecast, model age and skill; the last run."""
     from job.status import render_status
 
     settings = load_settings(database_url=database_url)
@@ -196,6 +196,35 @@ def train_command(
         typer.echo(line, err=line.startswith("error"))
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG charts and index.html.")],
+    tickers: Tickers = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First target session, YYYY-MM-DD (default: the first).", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end", help="Last target session, YYYY-MM-DD (default: the last).", show_default=False
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Charts per ticker (forecasts vs actual, rolling RMSE, error histogram) and one index.html."""
+    from job.report import render_report
+
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    if first is not None and last is not None and last < first:
+        raise NightcastError(f"--end {last} is before --start {first}")
+    settings = load_settings(database_url=database_url, tickers=tickers)
+    index = render_report(settings, settings.tickers, first, last, out)
+    typer.echo(f"report for {', '.join(settings.tickers)}: {index}")
 
 
 @app.command()

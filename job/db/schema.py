@@ -131,3 +131,29 @@ prediction_errors = sa.table(
         )
     ),
 )
+
+# Typed handles: on SQLite a view's columns carry no declared type, so the Date type here is
+# what turns the ISO strings SQLite returns into `date` objects (PostgreSQL returns dates).
+latest_predictions = sa.table(
+    "latest_predictions",
+    sa.column("ticker", Ticker),
+    sa.column("model", sa.String(16)),
+    sa.column("as_of_date", sa.Date),
+    sa.column("target_date", sa.Date),
+    sa.column("predicted_close", Price),
+    sa.column("last_close", Price),
+    sa.column("implied_change", Price),
+    sa.column("implied_change_pct", sa.Double),
+    sa.column("model_version_id", sa.Integer),
+)
+
+model_skill = sa.table(
+    "model_skill",
+    sa.column("ticker", Ticker),
+    sa.column("window_days", sa.Integer),
+    sa.column("date", sa.Date),
+    sa.column("n", sa.Integer),
+    sa.column("lstm_rmse", sa.Double),
+    sa.column("naive_rmse", sa.Double),
+    sa.column("rmse_ratio", sa.Double),
+)
