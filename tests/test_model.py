@@ -62,6 +62,16 @@ def test_shrink_factor_is_least_squares_clipped_to_unit_interval() -> None:
     assert shrink_factor(np.zeros(3), p) == 0.0
 
 
+def test_shrink_factor_needs_evidence_of_skill() -> None:
+    rng = np.random.default_rng(0)
+    predicted = rng.normal(size=300)
+    noise = rng.normal(size=300)
+    assert shrink_factor(predicted, noise) == 0.0  # no relation: the naive forecast
+    assert shrink_factor(predicted, 0.5 * predicted + noise) == pytest.approx(
+        np.dot(predicted, 0.5 * predicted + noise) / np.dot(predicted, predicted)
+    )
+
+
 def test_same_seed_gives_the_same_forecast(closes: np.ndarray, fit: Fit) -> None:
     again = train(closes, TINY)
     assert again.forecaster.forecast(closes) == fit.forecaster.forecast(closes)

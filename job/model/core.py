@@ -9,7 +9,8 @@ today" is very hard to beat, and an LSTM's raw return prediction is mostly noise
 forecast is usually *worse* than naive. After training, `k` is fit by least squares on the
 chronological validation tail, which the weights were not trained on and which ends at the
 as-of session: k = clip(sum(p*r) / sum(p^2), 0, 1), where p are the predicted and r the
-realized log returns. k = 0 is exactly the naive forecast, so on the validation tail the
+realized log returns, and k = 0 unless that fit is significant (t-statistic >= 2: see
+`shrink_factor`). k = 0 is exactly the naive forecast, so on the validation tail the
 shrunk forecast's squared return error is never above naive's; `k` is stored with the model
 and used for every later forecast, including after nightly updates (an update has no
 held-out data to refit it on honestly; the retrain policy watches live skill instead). The
@@ -34,6 +35,7 @@ from job.model.windows import Preset, Scaling
 TUTORIAL_WINDOW = 10
 TUTORIAL_EPOCHS = 3
 MIN_TRAIN_WINDOWS = 20
+MIN_T_STAT = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,11 +162,21 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
 
 
 def shrink_factor(predicted: np.ndarray, realized: np.ndarray) -> float:
-    """Least-squares k in [0, 1] for realized ~ k x predicted (0 when predictions are all 0)."""
+    """Least-squares k in [0, 1] for realized ~ k x predicted, or 0 without evidence of skill.
+
+    A k fit on a few hundred noisy returns is positive by chance about half the time, and a
+    chance k makes the forecast worse than naive out of sample. So k is kept only when its
+    t-statistic reaches MIN_T_STAT (about 5% one-sided); otherwise the forecast is naive.
+    """
     power = float(np.dot(predicted, predicted))
-    if power == 0.0:
+    if power == 0.0 or len(predicted) < 3:
         return 0.0
-    return float(np.clip(np.dot(predicted, realized) / power, 0.0, 1.0))
+    k = float(np.dot(predicted, realized)) / power
+    residual = realized - k * predicted
+    standard_error = float(np.sqrt(np.dot(residual, residual) / (len(predicted) - 1) / power))
+    if standard_error > 0.0 and k / standard_error < MIN_T_STAT:
+        return 0.0
+    return float(np.clip(k, 0.0, 1.0))
 
 
 def update(previous: Forecaster, closes: np.ndarray, params: ModelParams) -> Fit:
