@@ -26,7 +26,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or load_settings().database_url
+    # `nightcast migrate` passes its URL; the plain `alembic` command reads the settings.
+    url = config.attributes.get("url") or load_settings().database_url
     with get_engine(url).connect() as connection:
         _run(connection)
 

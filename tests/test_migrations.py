@@ -1,5 +1,10 @@
 """The schema comes only from migrations, and migrations agree with the table definitions."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -59,3 +64,20 @@ def test_prediction_errors_view_joins_actual_closes(migrated_url: str) -> None:
     assert str(rows[0].target_date) == "2020-07-31"
     assert (rows[0].actual_close, rows[0].error) == (200, -10)
     assert abs(rows[0].abs_pct_error - 5.0) < 1e-9
+
+
+def test_the_alembic_command_line_works_from_the_repository(db_url: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NIGHTCAST_DATABASE_URL": db_url}
+
+    def alembic(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", *args], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    alembic("upgrade", "head")
+    assert current_revision(db_url) == head_revision(db_url)
+    alembic("downgrade", "base")
+    assert current_revision(db_url) is None

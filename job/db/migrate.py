@@ -19,7 +19,7 @@ def alembic_config(url: str) -> Config:
     """An Alembic config that finds the shipped migrations wherever the package is installed."""
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["url"] = url
     return config
 
 
