@@ -18,7 +18,6 @@ import datetime as dt
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ import sqlalchemy as sa
 from job.calendar import get_sessions
 from job.db import get_engine, prices, upsert
 from job.db.migrate import upgrade_to_head
+from job.db.scratch import scratch_schema
 from job.ingest import ingest_many
 from job.sources.base import finish
 
@@ -80,18 +80,8 @@ def database(kind: str) -> Iterator[str]:
             finally:
                 get_engine(url).dispose()
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with scratch_schema(PG_URL, prefix="bench") as url:
         yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def bench(kind: str, n_tickers: int, n_sessions: int) -> None:

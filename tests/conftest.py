@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from job.config import ModelParams, Settings
 from job.db.engine import get_engine
 from job.db.migrate import upgrade_to_head
+from job.db.scratch import scratch_schema
 
 PG_URL = os.environ.get("NIGHTCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
@@ -45,18 +45,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 def _pg_schema_url() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with scratch_schema(PG_URL, prefix="t") as url:
         yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

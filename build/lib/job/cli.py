@@ -1,0 +1,362 @@
+"""The `nightcast` command line.
+
+Errors people can act on print as one line on stderr and exit 1; `--verbose` adds the
+traceback. Every command takes `--database-url`, which overrides NIGHTCAST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from job.config import Settings, load_settings
+from job.errors import NightcastError
+
+app = typer.Typer(
+    name="nightcast",
+    help="Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; overrides NIGHTCAST_DATABASE_URL (default sqlite:///nightcast.db).",
+        show_default=False,
+    ),
+]
+
+log = logging.getLogger("nightcast")
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on errors.")
+    ] = False,
+) -> None:
+    """Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast."""
+    _setup_logging(verbose)
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema to the newest revision (safe to repeat)."""
+    from job.db.migrate import upgrade_to_head
+
+    settings = load_settings(database_url=database_url)
+    before, after = upgrade_to_head(settings.database_url)
+    if before == after:
+        typer.echo(f"{settings.safe_database_url}: schema already at revision {after}")
+    else:
+        typer.echo(f"{settings.safe_database_url}: schema upgraded {before or 'empty'} -> {after}")
+
+
+@app.command()
+def status(database_url: DatabaseUrl = None) -> None:
+    """Schema revision; per ticker the last session, next forecast, model age and skill; the last run."""
+    from job.status import render_status
+
+    settings = load_settings(database_url=database_url)
+    typer.echo(render_status(settings))
+
+
+Tickers = Annotated[
+    str | None,
+    typer.Option(
+        "--tickers", help="Comma-separated symbols; overrides NIGHTCAST_TICKERS.", show_default=False
+    ),
+]
+SourceName = Annotated[
+    str | None,
+    typer.Option("--source", help="yahoo, csv or sample; overrides NIGHTCAST_SOURCE.", show_default=False),
+]
+CsvPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv", help="A Yahoo-format CSV or a folder of TICKER.csv (source csv).", show_default=False
+    ),
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Replay as of this session's evening (YYYY-MM-DD).", show_default=False),
+]
+Wait = Annotated[bool, typer.Option("--wait", help="Wait for a running cycle instead of exiting.")]
+
+
+def parse_date(option: str, value: str | None) -> date | None:
+    """Dates on the command line are ISO dates; anything else is one line naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise NightcastError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _cycle_settings(
+    database_url: str | None, tickers: str | None, source: str | None, csv: Path | None
+) -> Settings:
+    return load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
+
+
+@app.command()
+def run(
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    as_of: AsOf = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """One nightly cycle: ingest, evaluate, update or retrain, forecast the next session.
+
+    Sessions missed since the last run are caught up in order. Exit code 1 if any ticker failed.
+    """
+    from job.pipeline import Cycle
+    from job.sources import source_for
+
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    cycle = Cycle(settings, source_for(settings))
+    report = cycle.run(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
+    for t in report.tickers:
+        if t.status == "ok":
+            span = f"as of {t.first_as_of}..{t.last_as_of}" if t.sessions else "already up to date"
+            typer.echo(
+                f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
+                f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
+            )
+        else:
+            typer.echo(f"{t.ticker}: {t.status}: {t.error}", err=True)
+    typer.echo(f"run #{report.run_id} {report.status}")
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First target session to replay (YYYY-MM-DD).")],
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last as-of session (default: the last stored).", show_default=False),
+    ] = None,
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Replay past sessions walk-forward, exactly as the nightly job would have run them.
+
+    The first model is trained on sessions strictly before --start. Interrupt it any time:
+    the same command resumes after the last stored session and a finished range is left as is.
+    """
+    from job.backfill import run_backfill
+
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    assert first is not None
+    if last is not None and last < first:
+        raise NightcastError(f"--end {last} is before --start {first}")
+    report = run_backfill(settings, start=first, end=last, wait=wait)
+    if report.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("train")
+def train_command(
+    tickers: Tickers = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Train on sessions up to this date (default: all stored).", show_default=False
+        ),
+    ] = None,
+    wait: Wait = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Retrain each ticker's model from scratch on stored prices and store it as a new version."""
+    from job.pipeline import retrain_now
+
+    settings = load_settings(database_url=database_url, tickers=tickers)
+    failed = False
+    for line in retrain_now(settings, as_of=parse_date("--as-of", as_of), wait=wait):
+        failed |= line.startswith("error")
+        typer.echo(line, err=line.startswith("error"))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG charts and index.html.")],
+    tickers: Tickers = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First target session, YYYY-MM-DD (default: the first).", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end", help="Last target session, YYYY-MM-DD (default: the last).", show_default=False
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Charts per ticker (forecasts vs actual, rolling RMSE, error histogram) and one index.html."""
+    from job.report import render_report
+
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    if first is not None and last is not None and last < first:
+        raise NightcastError(f"--end {last} is before --start {first}")
+    settings = load_settings(database_url=database_url, tickers=tickers)
+    index = render_report(settings, settings.tickers, first, last, out)
+    typer.echo(f"report for {', '.join(settings.tickers)}: {index}")
+
+
+@app.command()
+def schedule(
+    run_now: Annotated[bool, typer.Option("--run-now", help="Run one cycle at start.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the nightly cycle on the configured cron schedule until SIGTERM or SIGINT."""
+    from job.db.migrate import require_current
+    from job.scheduler import NightlyService
+
+    settings = load_settings(database_url=database_url)
+    require_current(settings.database_url)
+    NightlyService(settings).serve(run_now=run_now)
+
+
+@app.command()
+def health(
+    max_age: Annotated[
+        int, typer.Option("--max-age", help="Seconds after which the heartbeat counts as stale.")
+    ] = 300,
+) -> None:
+    """Exit 0 when the scheduler's heartbeat is fresh (for container healthchecks)."""
+    from job.runs import utcnow
+    from job.scheduler import heartbeat_age
+
+    settings = load_settings()
+    age = heartbeat_age(settings.heartbeat_file, utcnow())
+    if age > max_age:
+        raise NightcastError(f"heartbeat {settings.heartbeat_file} is {age:.0f}s old (max {max_age}s)")
+    typer.echo(f"healthy: heartbeat {age:.0f}s old")
+
+
+@app.command()
+def ingest(
+    tickers: Tickers = None,
+    source: SourceName = None,
+    csv: CsvPath = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First date to fetch, YYYY-MM-DD (default: recent overlap).", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end", help="Last date to store, YYYY-MM-DD (default: last closed session).", show_default=False
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
+    from job.ingest import run_ingest
+
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    settings = _cycle_settings(database_url, tickers, source, csv)
+    outcomes = run_ingest(settings, start=first, end=last)
+    for outcome in outcomes:
+        if outcome.result is not None:
+            typer.echo(outcome.result.summary())
+        else:
+            typer.echo(f"failed: {outcome.error}", err=True)
+    if any(not outcome.ok for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _setup_logging(verbose: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(level)
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "yfinance"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _hide_password(message: str) -> str:
+    """Scrub a database password that a driver may have echoed into an error."""
+    try:
+        password = _password_in_use()
+    except Exception:  # an unparsable URL has no password to hide
+        return message
+    return message.replace(password, "***") if password else message
+
+
+def _password_in_use() -> str | None:
+    from sqlalchemy.engine import make_url
+
+    for index, arg in enumerate(sys.argv):
+        if arg == "--database-url" and index + 1 < len(sys.argv):
+            return make_url(sys.argv[index + 1]).password
+        if arg.startswith("--database-url="):
+            return make_url(arg.split("=", 1)[1]).password
+    raw = os.environ.get("NIGHTCAST_DATABASE_URL")
+    return make_url(raw).password if raw else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the Typer app and turns failures into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args or "-v" in args
+    if verbose:  # accept --verbose anywhere on the line, not only before the command
+        args = ["--verbose", *(a for a in args if a not in ("--verbose", "-v"))]
+    try:
+        app(args=args, prog_name="nightcast")  # standalone: usage errors exit 2 by themselves
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except OperationalError as exc:
+        if verbose:
+            traceback.print_exc()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        typer.echo(f"error: database: {_hide_password(reason)}", err=True)
+        return 1
+    except NightcastError as exc:
+        if verbose:
+            traceback.print_exc()
+        typer.echo(f"error: {_hide_password(str(exc))}", err=True)
+        return 1
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        detail = _hide_password(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        typer.echo(f"error: {detail} (run with --verbose for the traceback)", err=True)
+        return 1
+    return 0

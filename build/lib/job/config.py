@@ -1,0 +1,170 @@
+"""Every knob of nightcast in one place, read from `NIGHTCAST_*` variables or a `.env` file.
+
+Settings are validated when they are read, so a bad value stops a command before it
+touches the database, with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from job.errors import NightcastError
+from job.tickers import normalize_ticker
+
+ENV_PREFIX = "NIGHTCAST_"
+
+
+class ModelParams(BaseModel):
+    """Hyper-parameters of the forecaster; stored verbatim with every model version."""
+
+    preset: Literal["default", "seed"] = "default"
+    window: int = Field(10, ge=2, le=250)
+    lstm_units: tuple[int, int] = (50, 50)
+    dense_units: int = Field(25, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(20, ge=1)
+    patience: int = Field(3, ge=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    train_sessions: int = Field(750, ge=50, description="most recent sessions used by a retrain")
+    update_sessions: int = Field(75, ge=20, description="recent sessions a nightly update sees")
+    update_epochs: int = Field(2, ge=1)
+    update_learning_rate: float = Field(2e-4, gt=0)
+    seed: int = 42
+    guard: bool = Field(True, description="shrink forecasts toward naive by a factor fit on validation")
+
+
+class RetrainPolicy(BaseModel):
+    """When a nightly update is not enough and the model is rebuilt from scratch."""
+
+    retrain_every: int = Field(20, ge=1, description="sessions between scheduled retrains")
+    skill_threshold: float = Field(1.10, gt=0, description="RMSE_lstm / RMSE_naive that forces a retrain")
+    skill_window: int = Field(20, ge=2)
+    keep_artifacts: int = Field(5, ge=1, description="newest versions per ticker that keep their bytes")
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration. CLI options override the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///nightcast.db"
+    tickers: Annotated[list[str], NoDecode] = ["TSLA"]
+    source: Literal["yahoo", "csv", "sample"] = "yahoo"
+    csv_path: Path | None = None
+    calendar: str = "XNYS"
+    schedule_cron: str = "30 18 * * mon-fri"
+    schedule_timezone: str = "America/New_York"
+    misfire_grace_hours: float = Field(6.0, gt=0)
+    heartbeat_file: Path = Path("nightcast.heartbeat")
+    metric_windows: Annotated[list[int], NoDecode] = [5, 20, 60]
+    history_start: date = date(2000, 1, 1)
+    model: ModelParams = ModelParams()
+    policy: RetrainPolicy = RetrainPolicy()
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (expected e.g. sqlite:///nightcast.db)") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite and postgresql databases are supported")
+        return value
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _split_tickers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _normalize_tickers(cls, value: list[str]) -> list[str]:
+        try:
+            return list(dict.fromkeys(normalize_ticker(t) for t in value))
+        except NightcastError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("metric_windows", mode="before")
+    @classmethod
+    def _split_windows(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("metric_windows")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 1 for w in value):
+            raise ValueError("metric windows must be positive session counts")
+        return sorted(set(value))
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str) -> str:
+        import exchange_calendars
+
+        if value not in exchange_calendars.get_calendar_names(include_aliases=True):
+            raise ValueError(f"unknown exchange calendar {value!r} (e.g. XNYS, XLON, XTKS)")
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression: {exc}") from None
+        return value
+
+    @property
+    def safe_database_url(self) -> str:
+        """The URL with any password masked, for logs, errors and `status`."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def _setting_name(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
+    if loc and loc[0] in overrides:
+        return "--" + str(loc[0]).replace("_", "-")
+    return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning a validation failure into one line that names the variable."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        name = _setting_name(first["loc"], clean)
+        raise NightcastError(f"setting {name}: {message}") from None

@@ -1,0 +1,159 @@
+"""The SQL contract: table and view definitions users query directly.
+
+Names here are public API (see README). Change them only together with a migration.
+Types are chosen to behave alike on SQLite and PostgreSQL: DATE for sessions,
+DOUBLE for prices, JSON for structured details, binary for model artifacts.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Ticker = sa.String(16)
+Price = sa.Double()
+Stamp = sa.DateTime(timezone=True)
+
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("open", Price, nullable=False),
+    sa.Column("high", Price, nullable=False),
+    sa.Column("low", Price, nullable=False),
+    sa.Column("close", Price, nullable=False),
+    sa.Column("adj_close", Price, nullable=False),
+    sa.Column("volume", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("ingested_at", Stamp, nullable=False),
+)
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", Stamp, nullable=False),
+    sa.Column("finished_at", Stamp),
+    sa.Column("tickers", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index(None, "started_at"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticker", Ticker, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("model_versions.id")),
+    sa.Column("trained_from", sa.Date, nullable=False),
+    sa.Column("trained_through", sa.Date, nullable=False),
+    sa.Column("n_samples", sa.Integer, nullable=False),
+    sa.Column("epochs", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("train_loss", sa.Double),
+    sa.Column("val_loss", sa.Double),
+    sa.Column("artifact", sa.LargeBinary),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Index(None, "ticker", "trained_through"),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("target_date", sa.Date, primary_key=True),
+    sa.Column("model", sa.String(16), primary_key=True),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("predicted_close", Price, nullable=False),
+    sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id")),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("job_runs.id")),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Index(None, "target_date"),
+    sa.Index(None, "ticker", "as_of_date"),
+)
+
+rolling_metrics = sa.Table(
+    "rolling_metrics",
+    metadata,
+    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("model", sa.String(16), primary_key=True),
+    sa.Column("window_days", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("rmse", sa.Double, nullable=False),
+    sa.Column("mae", sa.Double, nullable=False),
+    sa.Column("mape", sa.Double, nullable=False),
+)
+
+price_revisions = sa.Table(
+    "price_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ticker", Ticker, nullable=False),
+    sa.Column("detected_at", Stamp, nullable=False),
+    sa.Column("first_revised_date", sa.Date, nullable=False),
+    sa.Column("last_revised_date", sa.Date, nullable=False),
+    sa.Column("factor", sa.Double, nullable=False),
+    sa.Column("sessions_changed", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Index(None, "ticker", "detected_at"),
+)
+
+# Views are created by migrations (autogenerate does not manage views). These lightweight
+# handles let the code query them without pretending they are tables.
+prediction_errors = sa.table(
+    "prediction_errors",
+    *(
+        sa.column(name)
+        for name in (
+            "ticker",
+            "target_date",
+            "model",
+            "as_of_date",
+            "predicted_close",
+            "actual_close",
+            "error",
+            "abs_pct_error",
+        )
+    ),
+)
+
+# Typed handles: on SQLite a view's columns carry no declared type, so the Date type here is
+# what turns the ISO strings SQLite returns into `date` objects (PostgreSQL returns dates).
+latest_predictions = sa.table(
+    "latest_predictions",
+    sa.column("ticker", Ticker),
+    sa.column("model", sa.String(16)),
+    sa.column("as_of_date", sa.Date),
+    sa.column("target_date", sa.Date),
+    sa.column("predicted_close", Price),
+    sa.column("last_close", Price),
+    sa.column("implied_change", Price),
+    sa.column("implied_change_pct", sa.Double),
+    sa.column("model_version_id", sa.Integer),
+)
+
+model_skill = sa.table(
+    "model_skill",
+    sa.column("ticker", Ticker),
+    sa.column("window_days", sa.Integer),
+    sa.column("date", sa.Date),
+    sa.column("n", sa.Integer),
+    sa.column("lstm_rmse", sa.Double),
+    sa.column("naive_rmse", sa.Double),
+    sa.column("rmse_ratio", sa.Double),
+)

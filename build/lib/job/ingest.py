@@ -1,0 +1,488 @@
+"""fetch -> validate -> write, per ticker; and detection of history the source re-based.
+
+Writes only what changed: rows whose values equal the stored ones are not sent, so a
+re-run leaves `ingested_at` alone and the nightly append is one small statement.
+
+Revisions. A split or dividend makes Yahoo rewrite past bars (a 3:1 split divides every
+earlier price by 3). Each night the last `OVERLAP_SESSIONS` stored sessions are fetched
+again; if their close or adj_close differ beyond `TOLERANCE`, the ticker's whole history
+is reloaded in the same transaction, a `price_revisions` row records it, and stored
+predictions made from re-based inputs are rescaled by the same factor so that their
+errors stay in one unit. The pipeline retrains a ticker whose latest revision is newer
+than its latest model version (`IngestResult.revised` says so too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from job.calendar import Sessions
+from job.db import get_engine, predictions, price_revisions, prices, upsert
+from job.errors import NightcastError, TickerError
+from job.sources.base import COLUMNS, PriceSource
+from job.tickers import normalize_ticker
+from job.validate import validate
+
+if TYPE_CHECKING:
+    from job.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Stored sessions fetched again every night to notice re-based history.
+OVERLAP_SESSIONS = 10
+#: Relative difference of close/adj_close that counts as a revision. Far below any split or
+#: dividend (>= ~0.1%), far above the float noise of re-fetching the same bar.
+TOLERANCE = 1e-4
+#: Above this many rows, writes take the bulk path (COPY / executemany) instead of upsert().
+BULK_THRESHOLD = 200
+
+_VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A re-based history, as recorded in `price_revisions`."""
+
+    first_revised_date: dt.date
+    last_revised_date: dt.date
+    factor: float  # new close / old close on the overlap (1/3 after a 3:1 split)
+    sessions_changed: int
+    source: str
+    detected_at: dt.datetime
+    predictions_rescaled: int = 0
+
+
+@dataclass
+class IngestResult:
+    ticker: str
+    new_rows: int = 0
+    revised: Revision | None = None
+    warnings: list[str] = field(default_factory=list)
+    last_session: dt.date | None = None
+    updated_rows: int = 0  # stored sessions whose values changed without a revision (e.g. volume)
+
+    def summary(self) -> str:
+        """One line for people: what landed, whether history was re-based, what was repaired."""
+        parts = [f"{self.new_rows} new rows"]
+        if self.updated_rows:
+            parts.append(f"{self.updated_rows} updated")
+        if self.revised:
+            r = self.revised
+            parts.append(
+                f"REVISED {r.first_revised_date}..{r.last_revised_date} factor {r.factor:.6g} "
+                f"({r.sessions_changed} sessions, {r.predictions_rescaled} predictions rescaled; retrain)"
+            )
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warnings (first: {self.warnings[0]})")
+        parts.append(f"last session {self.last_session or 'none'}")
+        return f"{self.ticker}: " + ", ".join(parts)
+
+
+@dataclass
+class IngestOutcome:
+    """One ticker of `ingest_many`: a result, or the one-line error that stopped it."""
+
+    ticker: str
+    result: IngestResult | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def ingest_ticker(
+    conn: sa.Connection,
+    ticker: str,
+    source: PriceSource,
+    sessions: Sessions,
+    *,
+    history_start: dt.date,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> IngestResult:
+    """Bring one ticker's stored prices up to `end` (default: the last closed session).
+
+    Runs inside the caller's transaction and never commits: the nightly pipeline wraps a
+    ticker's ingest, training and predictions in one transaction. A new ticker is fetched
+    from `history_start`; a stored one from its last `OVERLAP_SESSIONS` sessions (or from
+    `start` if given). Raises `TickerError` for anything wrong with this ticker's data.
+    """
+    ticker = normalize_ticker(ticker)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    last_closed = sessions.last_closed_session(now)
+    end = min(end, last_closed) if end else last_closed
+    recent = conn.scalars(
+        sa.select(prices.c.date)
+        .where(prices.c.ticker == ticker)
+        .order_by(prices.c.date.desc())
+        .limit(OVERLAP_SESSIONS)
+    ).all()
+    stored_last = recent[0] if recent else None
+    if start is None:
+        start = recent[-1] if recent else history_start
+    result = IngestResult(ticker, last_session=stored_last)
+    if start > end:
+        return result
+
+    batch = _fetch_valid(source, ticker, sessions, start, end, result)
+    if batch.empty:
+        return result
+    stored = _stored(conn, ticker, batch["date"].iat[0], batch["date"].iat[-1])
+    if _is_revised(batch, stored):
+        return _reload(conn, ticker, source, sessions, batch, stored, history_start, end, now, result)
+
+    changed = _changed_rows(batch, stored)
+    write_prices(conn, ticker, changed, source.name, now, fresh=stored_last is None)
+    result.new_rows = sum(1 for d in changed["date"] if d not in stored)
+    result.updated_rows = len(changed) - result.new_rows
+    result.last_session = max(d for d in (stored_last, batch["date"].iat[-1]) if d is not None)
+    return result
+
+
+def ingest_many(
+    url: str,
+    tickers: Iterable[str],
+    source: PriceSource,
+    sessions: Sessions,
+    *,
+    history_start: dt.date,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> list[IngestOutcome]:
+    """Ingest each ticker in its own transaction; a failing ticker is recorded, the rest go on.
+
+    A ticker that fails rolls back alone, so nothing it had stored before is lost.
+    """
+    engine = get_engine(url)
+    outcomes: list[IngestOutcome] = []
+    for raw in tickers:
+        try:
+            ticker = normalize_ticker(raw)
+        except NightcastError as exc:
+            outcomes.append(IngestOutcome(raw, error=str(exc)))
+            continue
+        try:
+            with engine.begin() as conn:
+                result = ingest_ticker(
+                    conn, ticker, source, sessions,
+                    history_start=history_start, start=start, end=end, now=now,
+                )  # fmt: skip
+        except TickerError as exc:
+            log.info("%s", exc)  # the caller reports it; no duplicate line on stderr
+            outcomes.append(IngestOutcome(ticker, error=str(exc)))
+        except NightcastError as exc:
+            outcomes.append(IngestOutcome(ticker, error=f"{ticker}: {exc}"))
+        except sa.exc.OperationalError:
+            raise  # the database itself is gone: no other ticker can succeed either
+        except Exception as exc:  # a bug or an unforeseen source failure must not stop the night
+            log.exception("%s: unexpected failure", ticker)
+            outcomes.append(IngestOutcome(ticker, error=f"{ticker}: unexpected {type(exc).__name__}: {exc}"))
+        else:
+            outcomes.append(IngestOutcome(ticker, result=result))
+    return outcomes
+
+
+# --- steps ------------------------------------------------------------------------------
+
+
+def _fetch_valid(
+    source: PriceSource,
+    ticker: str,
+    sessions: Sessions,
+    start: dt.date,
+    end: dt.date,
+    result: IngestResult,
+) -> pd.DataFrame:
+    frame = source.fetch(ticker, start, end)
+    checked = validate(frame, ticker, sessions, origin=frame.attrs.get("origin"))
+    result.warnings.extend(checked.warnings)
+    batch = checked.frame
+    # Only closed sessions: a source may hand back a bar past `end` (an in-progress one).
+    return batch.loc[np.array([d <= end for d in batch["date"]], dtype=bool)].reset_index(drop=True)
+
+
+Stored = dict[dt.date, tuple[float, ...]]
+
+
+def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | None) -> Stored:
+    """Stored bars of `ticker` with first <= date (<= last): date -> values of _VALUE_COLUMNS.
+
+    Plain tuples, not a DataFrame: the nightly compare is ~10 rows, where pandas overhead
+    would dominate the whole append.
+    """
+    query = sa.select(prices.c.date, *(prices.c[c] for c in _VALUE_COLUMNS)).where(
+        prices.c.ticker == ticker, prices.c.date >= first
+    )
+    if last is not None:
+        query = query.where(prices.c.date <= last)
+    return {row[0]: tuple(float(v) for v in row[1:]) for row in conn.execute(query)}
+
+
+def _relative_diff(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    return np.abs(new - old) / np.maximum(np.abs(old), 1e-12)
+
+
+def _overlap(batch: pd.DataFrame, stored: Stored) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]:
+    """(positions in batch, new values, old values, dates) of the dates present in both."""
+    dates = list(batch["date"])
+    positions = np.array([i for i, d in enumerate(dates) if d in stored], dtype=np.int64)
+    common = [dates[i] for i in positions]
+    new = np.column_stack([batch[c].to_numpy(dtype="float64") for c in _VALUE_COLUMNS])[positions]
+    old = np.array([stored[d] for d in common], dtype="float64").reshape(len(common), len(_VALUE_COLUMNS))
+    return positions, new, old, common
+
+
+_CLOSE, _ADJ = _VALUE_COLUMNS.index("close"), _VALUE_COLUMNS.index("adj_close")
+
+
+def _is_revised(batch: pd.DataFrame, stored: Stored) -> bool:
+    if not stored:
+        return False
+    _, new, old, _ = _overlap(batch, stored)
+    cols = [_CLOSE, _ADJ]
+    return bool((_relative_diff(new[:, cols], old[:, cols]) > TOLERANCE).any())
+
+
+def _changed_rows(batch: pd.DataFrame, stored: Stored) -> pd.DataFrame:
+    """Rows that are new, or whose values differ from the stored ones (within float noise)."""
+    if not stored:
+        return batch
+    positions, new, old, _ = _overlap(batch, stored)
+    keep = np.ones(len(batch), dtype=bool)
+    keep[positions] = ~np.isclose(new, old, rtol=1e-9, atol=0).all(axis=1)
+    return batch.loc[keep]
+
+
+def _reload(
+    conn: sa.Connection,
+    ticker: str,
+    source: PriceSource,
+    sessions: Sessions,
+    batch: pd.DataFrame,
+    overlap_stored: Stored,
+    history_start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    result: IngestResult,
+) -> IngestResult:
+    """The source re-based history: replace the ticker's prices, record it, rescale predictions."""
+    _, new, old, _ = _overlap(batch, overlap_stored)
+    factor = float(np.median(new[:, _CLOSE] / old[:, _CLOSE]))
+    first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
+    everything_before = _stored(conn, ticker, first_stored, None)
+    full = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
+    if full.empty:
+        raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
+
+    _, new, old, common = _overlap(full, everything_before)
+    prices_only = [_VALUE_COLUMNS.index(c) for c in ("open", "high", "low", "close", "adj_close")]
+    differs = (_relative_diff(new[:, prices_only], old[:, prices_only]) > TOLERANCE).any(axis=1)
+    changed_dates = [d for d, changed in zip(common, differs, strict=True) if changed]
+    first_revised, last_revised = min(changed_dates), max(changed_dates)
+    served = set(full["date"])
+    lost = sorted(d for d in everything_before if d not in served)
+    if lost:
+        result.warnings.append(
+            f"{ticker} {lost[0]}: {len(lost)} stored sessions are no longer served "
+            "by the source and were removed with the re-based history"
+        )
+
+    conn.execute(sa.delete(prices).where(prices.c.ticker == ticker))
+    write_prices(conn, ticker, full, source.name, now, fresh=True)
+    conn.execute(
+        sa.insert(price_revisions).values(
+            ticker=ticker,
+            detected_at=now,
+            first_revised_date=first_revised,
+            last_revised_date=last_revised,
+            factor=factor,
+            sessions_changed=len(changed_dates),
+            source=source.name,
+        )
+    )
+    rescaled = 0
+    if abs(factor - 1) > TOLERANCE:
+        # A prediction is in the unit of its inputs, i.e. of its as_of_date. This covers every
+        # target date in the re-based range and also the one prediction that straddles it.
+        rescaled = conn.execute(
+            sa.update(predictions)
+            .where(
+                predictions.c.ticker == ticker,
+                predictions.c.as_of_date >= first_revised,
+                predictions.c.as_of_date <= last_revised,
+            )
+            .values(predicted_close=predictions.c.predicted_close * factor)
+        ).rowcount
+    result.revised = Revision(
+        first_revised_date=first_revised,
+        last_revised_date=last_revised,
+        factor=factor,
+        sessions_changed=len(changed_dates),
+        source=source.name,
+        detected_at=now,
+        predictions_rescaled=rescaled,
+    )
+    result.new_rows = sum(1 for d in full["date"] if d not in everything_before)
+    result.updated_rows = len(changed_dates)
+    result.last_session = full["date"].iat[-1]
+    log.warning("%s: source history re-based (factor %.6g), reloaded", ticker, factor)
+    return result
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _records(ticker: str, frame: pd.DataFrame, source: str, now: dt.datetime) -> list[dict[str, Any]]:
+    columns = {c: frame[c].to_numpy() for c in COLUMNS[1:]}
+    volume = np.rint(columns["volume"]).astype(np.int64)
+    return [
+        {
+            "ticker": ticker,
+            "date": day,
+            "open": float(o),
+            "high": float(h),
+            "low": float(lo),
+            "close": float(c),
+            "adj_close": float(a),
+            "volume": int(v),
+            "source": source,
+            "ingested_at": now,
+        }
+        for day, o, h, lo, c, a, v in zip(
+            frame["date"], columns["open"], columns["high"], columns["low"],
+            columns["close"], columns["adj_close"], volume, strict=True,
+        )
+    ]  # fmt: skip
+
+
+def write_prices(
+    conn: sa.Connection,
+    ticker: str,
+    frame: pd.DataFrame,
+    source: str,
+    now: dt.datetime,
+    *,
+    fresh: bool = False,
+) -> int:
+    """Write bars on (ticker, date). `fresh` = the ticker has no stored rows (new, or just
+    deleted for a reload), so no conflict is possible and large batches go straight in."""
+    rows = _records(ticker, frame, source, now)
+    return write_price_rows(conn, rows, fresh=fresh)
+
+
+def write_price_rows(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> int:
+    """Set-based write of `prices` rows.
+
+    Nightly sizes go through `job.db.upsert` (multi-row VALUES ... ON CONFLICT). Large
+    batches skip SQLAlchemy's per-value compilation, which tops out near 10k rows/s:
+    PostgreSQL uses COPY (straight into `prices` when `fresh`, else into a temporary table
+    followed by INSERT ... SELECT ... ON CONFLICT); SQLite uses one prepared statement and
+    the driver's executemany.
+    """
+    if len(rows) < BULK_THRESHOLD:
+        return upsert(conn, prices, rows)
+    if conn.dialect.name == "postgresql":
+        return _copy_postgresql(conn, rows, fresh=fresh)
+    return _executemany_sqlite(conn, rows, fresh=fresh)
+
+
+_PRICE_FIELDS = (
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+    "source",
+    "ingested_at",
+)
+_COLUMN_LIST = ", ".join(_PRICE_FIELDS)
+_ON_CONFLICT = "ON CONFLICT (ticker, date) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _PRICE_FIELDS[2:]
+)
+
+
+def _bind(conn: sa.Connection, column: str) -> Any:
+    """The dialect's own conversion of a Python value for `column` (identity if none)."""
+    impl = prices.c[column].type.dialect_impl(conn.dialect)
+    return impl.bind_processor(conn.dialect) or (lambda value: value)
+
+
+def _executemany_sqlite(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool) -> int:
+    placeholders = ", ".join("?" for _ in _PRICE_FIELDS)
+    sql = f"INSERT INTO prices ({_COLUMN_LIST}) VALUES ({placeholders})" + (
+        "" if fresh else f" {_ON_CONFLICT}"
+    )
+    # Same text SQLAlchemy would store for DATE / DATETIME columns on SQLite.
+    to_date = _bind(conn, "date")
+    to_stamp = _bind(conn, "ingested_at")
+    stamp = to_stamp(rows[0]["ingested_at"])
+    params = [
+        (
+            r["ticker"], to_date(r["date"]), r["open"], r["high"], r["low"], r["close"],
+            r["adj_close"], r["volume"], r["source"],
+            stamp if r["ingested_at"] is rows[0]["ingested_at"] else to_stamp(r["ingested_at"]),
+        )
+        for r in rows
+    ]  # fmt: skip
+    conn.exec_driver_sql(sql, params)
+    return len(rows)
+
+
+def _copy_postgresql(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool) -> int:
+    target = "prices"
+    if not fresh:
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS _prices_load "
+            "(LIKE prices INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql("TRUNCATE _prices_load")
+        target = "_prices_load"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {target} ({_COLUMN_LIST}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(tuple(r[name] for name in _PRICE_FIELDS))
+    if not fresh:
+        conn.exec_driver_sql(
+            f"INSERT INTO prices ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM _prices_load {_ON_CONFLICT}"
+        )
+        conn.exec_driver_sql("TRUNCATE _prices_load")
+    return len(rows)
+
+
+# --- command line -----------------------------------------------------------------------
+
+
+def run_ingest(settings: Settings, *, start: dt.date | None, end: dt.date | None) -> list[IngestOutcome]:
+    """What `nightcast ingest` does once options are parsed: checks, then `ingest_many`."""
+    from job.calendar import get_sessions
+    from job.db.migrate import require_current
+    from job.sources import source_for
+
+    if start and end and start > end:
+        raise NightcastError(f"--start {start} is after --end {end}")
+    require_current(settings.database_url)
+    sessions = get_sessions(settings.calendar)
+    source = source_for(settings)
+    return ingest_many(
+        settings.database_url,
+        settings.tickers,
+        source,
+        sessions,
+        history_start=settings.history_start,
+        start=start,
+        end=end,
+    )

@@ -1,0 +1,421 @@
+"""The Keras network: one compiled copy per architecture, trained in place; inference in numpy.
+
+Why it looks like this: the nightly backfill trains ~25 times and fine-tunes ~500 times in one
+process. Building a Keras model and tracing its training step costs ~0.7-1 s, `model.predict`
+~100 ms a call, while one training step of this small LSTM costs ~1.3-2 ms. So:
+
+- `_Net` (cached per `Spec` for the life of the process) owns one Keras model, Adam state
+  and one traced training step with a free batch dimension, so nothing retraces. A retrain
+  builds nothing: it assigns freshly seeded initial weights and zeroes the Adam state. A lock guards
+  each cached network; concurrent training in threads is serialized, not parallel.
+- The LSTMs are unrolled (the window is short and fixed), ~1.5x faster per step on CPU than
+  the symbolic loop, with identical weights and maths. XLA (`jit_compile`) would halve the
+  step time but costs a one-off compile of ~2 s per process; a plain traced step is what
+  keeps a single training (and a nightly run) fast.
+- Trained weights leave TensorFlow as numpy arrays; forecasting runs the same LSTM equations
+  in numpy (`predict`), well under a millisecond per forecast and no shared state, so a
+  `Forecaster` is a plain immutable value. A test checks `predict` against the Keras model.
+- The `seed` preset is the tutorial, faithfully: a fresh model, the stock LSTM layer and
+  `model.fit(batch_size=1, epochs=3)`; it is slow by design and exists for comparison.
+
+TensorFlow is imported lazily here only, with its C++ logging silenced and oneDNN custom ops
+off (they print a banner at import and may reorder float sums between runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import threading
+import warnings
+import zipfile
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+Weights = tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Architecture: LSTM(units[0], return_sequences) -> LSTM(units[1]) -> Dense(dense) -> Dense(1)."""
+
+    window: int
+    lstm_units: tuple[int, int]
+    dense_units: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Weights
+    epochs: int
+    train_loss: float
+    val_loss: float | None
+
+
+@cache
+def _keras() -> Any:
+    """Import Keras/TensorFlow once, quietly, with one thread per op pool.
+
+    Ops of this small network are too small to gain from intra-op threads; on a shared
+    2-core machine TensorFlow's spinning pools and OpenBLAS' fought each other (a numpy
+    forecast right after a training epoch took 10x longer). Skipped when something else
+    already started the TensorFlow runtime.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError):
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(2)
+    return keras
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """numpy work here is small matrices: one BLAS thread is faster and bit-reproducible."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow (`keras.utils.set_random_seed`)."""
+    _keras().utils.set_random_seed(seed)
+
+
+def build_model(spec: Spec, *, unroll: bool) -> Any:
+    keras = _keras()
+    return keras.Sequential(
+        [
+            keras.Input((spec.window, 1)),
+            keras.layers.LSTM(spec.lstm_units[0], return_sequences=True, unroll=unroll),
+            keras.layers.LSTM(spec.lstm_units[1], unroll=unroll),
+            keras.layers.Dense(spec.dense_units),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+class _Net:
+    """One model, Adam state and a traced training step, reused by every training of a Spec.
+
+    The step runs the Keras LSTM equations written out over the model's own variables (the
+    same maths as `predict`; a test checks both against the Keras model) and applies Adam
+    with TensorFlow's fused `ResourceApplyAdam` kernel: a quarter fewer ops per step and a
+    faster first trace than calling the layers and `keras.optimizers.Adam`.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        _keras()
+        import tensorflow as tf
+
+        self.lock = threading.Lock()
+        self.model = build_model(spec, unroll=True)
+        variables = [v.value for v in self.model.trainable_variables]  # tf.Variable behind each
+        self.slots = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables for _ in (0, 1)]
+        self.iterations = tf.Variable(0.0, trainable=False)
+        self.learning_rate = tf.Variable(1e-3, trainable=False)
+        slots, iterations, learning_rate = self.slots, self.iterations, self.learning_rate
+
+        def forward(x: Any) -> Any:
+            k1, r1, b1, k2, r2, b2, d1, e1, d2, e2 = variables
+            batch = tf.shape(x)[0]
+            h1 = c1 = tf.zeros([batch, spec.lstm_units[0]])
+            h2 = c2 = tf.zeros([batch, spec.lstm_units[1]])
+            for value in tf.unstack(x, spec.window, axis=1):
+                h1, c1 = _tf_lstm_step(tf, value[:, None] * k1[0] + b1 + h1 @ r1, c1)
+                h2, c2 = _tf_lstm_step(tf, h1 @ k2 + h2 @ r2 + b2, c2)
+            return ((h2 @ d1 + e1) @ d2 + e2)[:, 0]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])])
+        def step(x: Any, y: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(forward(x) - y))
+            grads = tape.gradient(loss, variables)
+            iterations.assign_add(1.0)
+            beta1_power, beta2_power = tf.pow(_BETA1, iterations), tf.pow(_BETA2, iterations)
+            for i, (variable, grad) in enumerate(zip(variables, grads, strict=True)):
+                tf.raw_ops.ResourceApplyAdam(
+                    var=variable.handle,
+                    m=slots[2 * i].handle,
+                    v=slots[2 * i + 1].handle,
+                    beta1_power=beta1_power,
+                    beta2_power=beta2_power,
+                    lr=learning_rate,
+                    beta1=_BETA1,
+                    beta2=_BETA2,
+                    epsilon=_EPSILON,
+                    grad=grad,
+                )
+            return loss
+
+        @tf.function
+        def restart(weights: list[Any], rate: Any) -> None:
+            for variable, value in zip(variables, weights, strict=True):
+                variable.assign(value)
+            for slot in slots:
+                slot.assign(tf.zeros_like(slot))
+            iterations.assign(0.0)
+            learning_rate.assign(rate)
+
+        self.step = step
+        self.restart = restart
+
+    def epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> float:
+        """One pass of shuffled mini-batches; the mean batch loss (Keras' convention).
+
+        The batch loop stays in Python: a traced step costs the same per call as a graph loop
+        and traces in half the time, which matters for the first training of a process.
+        """
+        losses = [
+            float(self.step(x[rows], y[rows]))
+            for rows in np.split(order, range(batch_size, len(order), batch_size))
+        ]
+        return float(np.mean(losses))
+
+    def reset(self, weights: Weights, learning_rate: float) -> None:
+        """Start from `weights` with a fresh optimizer (zero moments and step count).
+
+        One traced call: assigning the two dozen variables one eager op at a time cost more
+        than a nightly update's training steps.
+        """
+        self.restart([np.asarray(w, np.float32) for w in weights], np.float32(learning_rate))
+
+    def weights(self) -> Weights:
+        return tuple(self.model.get_weights())
+
+
+_BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam's defaults
+
+
+def _tf_lstm_step(tf: Any, z: Any, c: Any) -> tuple[Any, Any]:
+    """One Keras LSTM cell update from the gate pre-activations z (gates i, f, c, o)."""
+    i, f, g, o = tf.split(z, 4, axis=1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+
+@cache
+def _net(spec: Spec) -> _Net:
+    return _Net(spec)
+
+
+def initial_weights(spec: Spec, seed: int) -> Weights:
+    """Keras' default initializers, drawn from a seeded numpy generator.
+
+    glorot_uniform kernels, orthogonal recurrent kernels, zero biases with the LSTM forget-gate
+    bias at 1 (`unit_forget_bias`). Drawing them here, rather than rebuilding layers, is what
+    lets a retrain reuse the traced network.
+    """
+    with _one_blas_thread():
+        return _initial_weights(spec, np.random.default_rng(seed))
+
+
+def _initial_weights(spec: Spec, rng: np.random.Generator) -> Weights:
+    def glorot(fan_in: int, fan_out: int) -> np.ndarray:
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, (fan_in, fan_out))
+
+    def orthogonal(units: int) -> np.ndarray:
+        q, r = np.linalg.qr(rng.normal(size=(4 * units, units)))
+        return (q * np.sign(np.diag(r))).T
+
+    def lstm_bias(units: int) -> np.ndarray:
+        bias = np.zeros(4 * units)
+        bias[units : 2 * units] = 1.0
+        return bias
+
+    u1, u2 = spec.lstm_units
+    arrays = [
+        glorot(1, 4 * u1),
+        orthogonal(u1),
+        lstm_bias(u1),
+        glorot(u1, 4 * u2),
+        orthogonal(u2),
+        lstm_bias(u2),
+        glorot(u2, spec.dense_units),
+        np.zeros(spec.dense_units),
+        glorot(spec.dense_units, 1),
+        np.zeros(1),
+    ]
+    return tuple(a.astype(np.float32) for a in arrays)
+
+
+def train_loop(
+    spec: Spec,
+    weights: Weights,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    learning_rate: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+) -> TrainResult:
+    """Shuffled mini-batch Adam/MSE from `weights`.
+
+    With a validation set: early stopping after `patience` epochs without improvement and the
+    best epoch's weights restored. Without one: exactly `max_epochs` epochs (fine-tuning).
+    """
+    net = _net(spec)
+    rng = np.random.default_rng(seed)
+    x32, y32 = np.asarray(x, np.float32), np.asarray(y, np.float32)
+
+    def run_epoch() -> float:
+        return net.epoch(x32, y32, rng.permutation(len(y32)), batch_size)
+
+    with net.lock:
+        net.reset(weights, learning_rate)
+        if x_val is None or y_val is None or len(y_val) == 0:
+            loss = float("nan")
+            for _ in range(max_epochs):
+                loss = run_epoch()
+            return TrainResult(net.weights(), max_epochs, loss, None)
+        xv, yv = np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)
+        best: TrainResult | None = None  # validation loss via `predict`: the forward of record
+        best_val, stale, epoch = float("inf"), 0, 0
+        for epoch in range(1, max_epochs + 1):
+            loss = run_epoch()
+            current = net.weights()
+            val_loss = float(np.mean(np.square(predict(current, xv) - yv)))
+            if best is None or val_loss < best_val:
+                best, best_val, stale = TrainResult(current, epoch, loss, val_loss), val_loss, 0
+            else:
+                stale += 1
+                if stale >= patience:
+                    break
+        assert best is not None
+        return replace(best, epochs=epoch)
+
+
+def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int = 3) -> TrainResult:
+    """The tutorial's training, as written: new model, `fit(batch_size=1)`, nothing reused."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    model = build_model(spec, unroll=False)
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    history = model.fit(
+        x[:, :, None].astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0
+    )
+    return TrainResult(tuple(model.get_weights()), epochs, float(history.history["loss"][-1]), None)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * z) + 1.0)  # overflow-free, same as 1 / (1 + exp(-z))
+
+
+def _lstm(inputs: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Keras LSTM equations (gates i, f, c, o; sigmoid/tanh); returns the whole sequence."""
+    batch, steps, _ = inputs.shape
+    units = recurrent.shape[0]
+    h = np.zeros((batch, units), np.float32)
+    c = np.zeros((batch, units), np.float32)
+    projected = inputs @ kernel + bias  # input part of all steps at once
+    outputs = np.empty((batch, steps, units), np.float32)
+    for t in range(steps):
+        z = projected[:, t] + h @ recurrent
+        i, f, g, o = np.split(z, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        outputs[:, t] = h
+    return outputs
+
+
+def predict(weights: Weights, x: np.ndarray) -> np.ndarray:
+    """The network's output for each row of `x` (shape (n, window)), float32, in numpy."""
+    k1, r1, b1, k2, r2, b2, d1, e1, d2, e2 = weights
+    with _one_blas_thread():
+        hidden = _lstm(np.asarray(x, np.float32)[:, :, None], k1, r1, b1)
+        last = _lstm(hidden, k2, r2, b2)[:, -1]
+        return ((last @ d1 + e1) @ d2 + e2)[:, 0]
+
+
+@dataclass(frozen=True)
+class _KerasLayout:
+    """What Keras writes for one architecture: its JSON files, and the HDF5 tree of weights."""
+
+    config: bytes
+    metadata: bytes
+    groups: tuple[tuple[str, dict[str, Any]], ...]  # (path, attributes), parents first
+    datasets: tuple[tuple[str, int], ...]  # (path, index into model.get_weights())
+
+
+@cache
+def _keras_layout(spec: Spec) -> _KerasLayout:
+    """Save the cached model once with every weight array filled with its own index.
+
+    Reading that file back tells which HDF5 dataset holds which weight, in whatever layout
+    this Keras version uses, so `to_keras_bytes` can write the weights without Keras.
+    """
+    net = _net(spec)
+    with net.lock, tempfile.TemporaryDirectory() as tmp:
+        marked = [np.full(w.shape, i, np.float32) for i, w in enumerate(net.model.get_weights())]
+        net.model.set_weights(marked)
+        path = Path(tmp) / "model.keras"
+        with warnings.catch_warnings():  # Keras 3.15 + numpy 2: harmless `__array__(copy=...)` notice
+            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+            net.model.save(path)
+        with zipfile.ZipFile(path) as archive:
+            config, metadata = archive.read("config.json"), archive.read("metadata.json")
+            weights_h5 = archive.read("model.weights.h5")
+    groups: list[tuple[str, dict[str, Any]]] = []
+    datasets: list[tuple[str, int]] = []
+
+    def record(name: str, node: Any) -> None:
+        if isinstance(node, h5py.Dataset):
+            datasets.append((name, int(node[()].flat[0])))
+        else:
+            groups.append((name, dict(node.attrs)))
+
+    with h5py.File(io.BytesIO(weights_h5), "r") as h5:
+        groups.append(("/", dict(h5.attrs)))
+        h5.visititems(record)
+    return _KerasLayout(config, metadata, tuple(groups), tuple(datasets))
+
+
+def to_keras_bytes(spec: Spec, weights: Weights) -> bytes:
+    """The network in Keras' `.keras` format (loadable with `keras.saving.load_model`).
+
+    Written directly (zip of Keras' own config.json/metadata.json and an HDF5 file in Keras'
+    layout) because `model.save` costs ~11 ms and a backfill saves a version every session;
+    this takes ~1.5 ms. A test loads the bytes with `keras.saving.load_model`.
+    """
+    layout = _keras_layout(spec)
+    h5_bytes = io.BytesIO()
+    with h5py.File(h5_bytes, "w") as h5:
+        for name, attrs in layout.groups:
+            h5.require_group(name).attrs.update(attrs)
+        for name, index in layout.datasets:
+            h5.create_dataset(name, data=np.asarray(weights[index], np.float32))
+    archive_bytes = io.BytesIO()
+    with zipfile.ZipFile(archive_bytes, "w") as archive:
+        archive.writestr("metadata.json", layout.metadata)
+        archive.writestr("config.json", layout.config)
+        archive.writestr("model.weights.h5", h5_bytes.getvalue())
+    return archive_bytes.getvalue()
+
+
+def from_keras_bytes(spec: Spec, data: bytes) -> Weights:
+    """Weights from `.keras` bytes, loaded into the cached model of `spec` (no layer rebuilding)."""
+    net = _net(spec)
+    with net.lock, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(data)
+        net.model.load_weights(path)
+        return net.weights()

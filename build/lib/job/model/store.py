@@ -1,0 +1,150 @@
+"""Model versions in the database: save, prune old artifacts, load the latest.
+
+Every function takes a Connection inside the caller's transaction and never commits, so a
+ticker's model, predictions and metrics commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from job.config import ModelParams
+from job.db.schema import model_versions as mv
+from job.model import artifact
+from job.model.artifact import ArtifactError
+from job.model.core import Fit, Forecaster
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A stored forecaster with the facts the retrain policy needs."""
+
+    version_id: int
+    kind: str
+    trained_through: dt.date
+    last_retrain_through: dt.date
+    created_at: dt.datetime
+    forecaster: Forecaster
+
+
+def save_version(
+    conn: sa.Connection,
+    *,
+    ticker: str,
+    kind: Literal["retrain", "update"],
+    parent_id: int | None,
+    trained_from: dt.date,
+    trained_through: dt.date,
+    fit: Fit,
+    params: ModelParams,
+    keep_artifacts: int,
+) -> int:
+    """Insert a version and return its id; then keep bytes only for the newest `keep_artifacts`.
+
+    `params` stores the ModelParams as given plus a `forecaster` entry (format, architecture,
+    scaling, shrink, validation RMSEs): enough to read a version without unpacking its bytes.
+    """
+    data = artifact.pack(fit.forecaster)
+    stored_params: dict[str, Any] = params.model_dump(mode="json")
+    stored_params["forecaster"] = artifact.describe(fit.forecaster) | {
+        "val_rmse": fit.val_rmse,
+        "val_naive_rmse": fit.val_naive_rmse,
+    }
+    result = conn.execute(
+        mv.insert().values(
+            ticker=ticker,
+            kind=kind,
+            parent_id=parent_id,
+            trained_from=trained_from,
+            trained_through=trained_through,
+            n_samples=fit.n_samples,
+            epochs=fit.epochs,
+            params=stored_params,
+            train_loss=_finite_or_none(fit.train_loss),
+            val_loss=_finite_or_none(fit.val_loss),
+            artifact=data,
+            artifact_sha256=artifact.sha256(data),
+            created_at=dt.datetime.now(dt.timezone.utc),
+        )
+    )
+    version_id = int(result.inserted_primary_key[0])
+    prune_artifacts(conn, ticker, keep=keep_artifacts)
+    return version_id
+
+
+def prune_artifacts(conn: sa.Connection, ticker: str, *, keep: int) -> int:
+    """NULL the bytes of all but the newest `keep` versions (load_latest's order); metadata stays."""
+    newest = (
+        sa.select(mv.c.id)
+        .where(mv.c.ticker == ticker)
+        .order_by(mv.c.trained_through.desc(), mv.c.id.desc())
+        .limit(keep)
+    )
+    # Materialize first: MySQL-style "subquery with LIMIT" restrictions and clarity alike.
+    keep_ids = list(conn.execute(newest).scalars())
+    result = conn.execute(
+        mv.update()
+        .where(mv.c.ticker == ticker, mv.c.artifact.is_not(None), mv.c.id.not_in(keep_ids))
+        .values(artifact=None)
+    )
+    return result.rowcount
+
+
+def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = None) -> LoadedModel | None:
+    """The newest version with `trained_through <= through` (any date when None), or None.
+
+    Raises ArtifactError when that version's bytes are pruned, missing, altered (sha256
+    mismatch) or unreadable; the caller retrains rather than silently using an older model.
+    """
+    query = sa.select(mv).where(mv.c.ticker == ticker)
+    if through is not None:
+        query = query.where(mv.c.trained_through <= through)
+    row = conn.execute(query.order_by(mv.c.trained_through.desc(), mv.c.id.desc()).limit(1)).one_or_none()
+    if row is None:
+        return None
+    if row.artifact is None:
+        raise ArtifactError(ticker, row.id, "artifact bytes are missing (pruned?)")
+    data = bytes(row.artifact)
+    if artifact.sha256(data) != row.artifact_sha256:
+        raise ArtifactError(ticker, row.id, "artifact sha256 mismatch (corrupt)")
+    try:
+        forecaster = artifact.unpack(data)
+    except Exception as exc:  # zip, JSON, Keras or shape errors: any of them means unusable bytes
+        raise ArtifactError(ticker, row.id, f"artifact unreadable ({type(exc).__name__}: {exc})") from exc
+    created_at = row.created_at
+    if created_at.tzinfo is None:  # SQLite keeps no offset; we always store UTC
+        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+    return LoadedModel(
+        version_id=row.id,
+        kind=row.kind,
+        trained_through=row.trained_through,
+        last_retrain_through=_last_retrain_through(conn, row.id) or row.trained_through,
+        created_at=created_at,
+        forecaster=forecaster,
+    )
+
+
+def _last_retrain_through(conn: sa.Connection, version_id: int) -> dt.date | None:
+    """trained_through of the nearest `retrain` ancestor (the version itself included)."""
+    chain = (
+        sa.select(mv.c.id, mv.c.parent_id, mv.c.kind, mv.c.trained_through, sa.literal(0).label("depth"))
+        .where(mv.c.id == version_id)
+        .cte("chain", recursive=True)
+    )
+    chain = chain.union_all(
+        sa.select(mv.c.id, mv.c.parent_id, mv.c.kind, mv.c.trained_through, chain.c.depth + 1).join(
+            chain, mv.c.id == chain.c.parent_id
+        )
+    )
+    query = (
+        sa.select(chain.c.trained_through).where(chain.c.kind == "retrain").order_by(chain.c.depth).limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and value == value and abs(value) != float("inf") else None

@@ -1,0 +1,153 @@
+"""The long-running service: an APScheduler cron job that runs the nightly cycle.
+
+Fires Mon-Fri 18:30 America/New_York by default and skips days that are not exchange
+sessions. A fire missed while the process was down runs late within the grace time,
+several missed fires coalesce into one, and the cycle itself catches up every session the
+database is missing, so nothing is lost by being down. SIGTERM/SIGINT stop the service
+after the running (ticker, session) transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from job.config import Settings
+from job.db import get_engine, predictions
+from job.errors import NightcastError
+from job.pipeline import Cycle
+from job.runs import utcnow
+from job.sources import source_for
+
+log = logging.getLogger("nightcast")
+
+HEARTBEAT_SECONDS = 60
+
+
+def write_heartbeat(path: Path, now: datetime) -> None:
+    """Atomically replace the heartbeat so a healthcheck never reads half a timestamp."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(now.isoformat() + "\n")
+    tmp.replace(path)
+
+
+def heartbeat_age(path: Path, now: datetime) -> float:
+    """Seconds since the scheduler last wrote its heartbeat."""
+    try:
+        written = datetime.fromisoformat(path.read_text().strip())
+    except FileNotFoundError:
+        raise NightcastError(f"heartbeat file {path} does not exist: is the scheduler running?") from None
+    except ValueError:
+        raise NightcastError(f"heartbeat file {path} holds no timestamp") from None
+    return (now - written).total_seconds()
+
+
+class NightlyService:
+    """Owns the scheduler, the cycle and the stop flag shared with signal handlers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        trigger: BaseTrigger | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stop = threading.Event()
+        self.cycle = Cycle(
+            settings,
+            source_for(settings, clock=clock),
+            stop=self.stop,
+            now=clock,
+        )
+        self.timezone = ZoneInfo(settings.schedule_timezone)
+        self.scheduler = BackgroundScheduler(timezone=self.timezone)
+        self.scheduler.add_job(
+            self.fire,
+            trigger or CronTrigger.from_crontab(settings.schedule_cron, timezone=self.timezone),
+            id="nightly",
+            name="nightly cycle",
+            misfire_grace_time=int(settings.misfire_grace_hours * 3600),
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            self.beat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat", coalesce=True
+        )
+
+    def beat(self) -> None:
+        write_heartbeat(self.settings.heartbeat_file, self.clock())
+
+    def fire(self) -> None:
+        """One scheduled evening: run the cycle if today is a session of the exchange."""
+        today = self.clock().astimezone(self.timezone).date()
+        if not self.cycle.sessions.is_session(today):
+            log.info("%s is not a %s session; nothing to do", today, self.settings.calendar)
+            return
+        self.run_cycle()
+
+    def run_cycle(self) -> None:
+        log.info("cycle starting for %s", ",".join(self.settings.tickers))
+        try:
+            report = self.cycle.run(self.settings.tickers, wait=True)
+        except NightcastError as exc:
+            log.error("cycle failed: %s", exc)
+            return
+        finally:
+            self.beat()
+        log.info(
+            "cycle #%d %s: %s",
+            report.run_id,
+            report.status,
+            ", ".join(f"{t.ticker} {t.status} ({t.sessions} sessions)" for t in report.tickers),
+        )
+
+    def has_gap(self) -> bool:
+        """True when some ticker lacks a forecast as of the last closed session."""
+        last_closed = self.cycle.sessions.last_closed_session(self.clock())
+        with get_engine(self.settings.database_url).connect() as conn:
+            latest = dict(
+                conn.execute(
+                    sa.select(predictions.c.ticker, sa.func.max(predictions.c.as_of_date))
+                    .where(predictions.c.ticker.in_(self.settings.tickers))
+                    .group_by(predictions.c.ticker)
+                ).all()
+            )
+        return any(latest.get(t) is None or latest[t] < last_closed for t in self.settings.tickers)
+
+    def request_stop(self, signum: int, _frame: object) -> None:
+        """Signal handler: only set the flag. Shutting down here could deadlock on a lock
+        the interrupted main thread holds; `serve` does it once its wait returns."""
+        self.stop.set()
+
+    def serve(self, *, run_now: bool = False) -> None:
+        """Run until SIGTERM/SIGINT; catch up first when the database is behind."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.beat()
+        if run_now or self.has_gap():
+            self.scheduler.add_job(self.run_cycle, id="catch-up", name="start-up cycle")
+        self.scheduler.start()
+        log.info(
+            "scheduler started: %s (%s), tickers %s, database %s",
+            self.settings.schedule_cron,
+            self.settings.schedule_timezone,
+            ",".join(self.settings.tickers),
+            self.settings.safe_database_url,
+        )
+        self.stop.wait()
+        log.info("stop requested: finishing the current transaction")
+        self.scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")

@@ -1,0 +1,58 @@
+"""Where prices come from: the `PriceSource` protocol and its yahoo, csv and sample sources."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from job.calendar import Sessions, get_sessions
+from job.config import Settings
+from job.errors import NightcastError
+from job.sources.base import COLUMNS, PriceSource, empty_frame
+from job.sources.csvfile import CsvSource
+from job.sources.sample import SampleSource
+from job.sources.yahoo import YahooSource
+
+SOURCE_NAMES = ("yahoo", "csv", "sample")
+
+
+def make_source(
+    name: str,
+    csv_path: Path | None = None,
+    *,
+    sessions: Sessions | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> PriceSource:
+    """The source a setting or `--source` names; `sessions`/`clock` only matter to yahoo."""
+    if name == "yahoo":
+        return YahooSource(sessions, clock=clock)
+    if name == "csv":
+        if csv_path is None:
+            raise NightcastError("source csv needs a path: pass --csv PATH or set NIGHTCAST_CSV_PATH")
+        if not Path(csv_path).exists():
+            raise NightcastError(f"--csv: {csv_path} does not exist")
+        return CsvSource(Path(csv_path))
+    if name == "sample":
+        return SampleSource()
+    raise NightcastError(f"unknown price source {name!r} (use {', '.join(SOURCE_NAMES)})")
+
+
+def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = None) -> PriceSource:
+    """The configured source, on the configured exchange's calendar."""
+    return make_source(
+        settings.source, settings.csv_path, sessions=get_sessions(settings.calendar), clock=clock
+    )
+
+
+__all__ = [
+    "COLUMNS",
+    "SOURCE_NAMES",
+    "CsvSource",
+    "PriceSource",
+    "SampleSource",
+    "YahooSource",
+    "empty_frame",
+    "make_source",
+    "source_for",
+]

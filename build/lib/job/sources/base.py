@@ -1,0 +1,78 @@
+"""What every price source returns, so ingest never cares where prices came from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+#: The normalized frame every source returns, in this order, ascending by date.
+COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
+
+#: Yahoo's column names (CSV header and yfinance frames) mapped to ours.
+YAHOO_COLUMNS = {
+    "Date": "date",
+    "Open": "open",
+    "High": "high",
+    "Low": "low",
+    "Close": "close",
+    "Adj Close": "adj_close",
+    "Volume": "volume",
+}
+
+
+@runtime_checkable
+class PriceSource(Protocol):
+    """A place daily bars come from.
+
+    `fetch` returns the bars with start <= date <= end (END INCLUSIVE, unlike yfinance) as a
+    frame with `COLUMNS`: `date` holds `datetime.date`, prices are floats, volume numeric;
+    ascending by date. It raises `TickerError` naming the ticker when it cannot. An empty
+    frame means "no bar in that range", never "unknown ticker".
+    """
+
+    name: str
+
+    def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame: ...
+
+
+def empty_frame() -> pd.DataFrame:
+    """The normalized frame with no rows (typed, so concatenation and validation behave)."""
+    return pd.DataFrame(
+        {
+            "date": pd.Series([], dtype=object),
+            **{c: pd.Series([], dtype="float64") for c in COLUMNS[1:]},
+        }
+    )
+
+
+def _sort_key(day: object) -> dt.date:
+    return day if isinstance(day, dt.date) else dt.date.min
+
+
+def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Keep start <= date <= end, sort ascending and fix column order and dtypes.
+
+    Prices and volume become float64: NaN marks a value that was missing or not a number,
+    and validation reports it with its date. A date that could not be parsed stays as its
+    raw text (sorted first) so validation can name it; the sort is stable, so duplicate
+    dates stay visible too.
+    """
+    columns: dict[str, np.ndarray] = {"date": np.asarray(frame["date"].to_numpy(), dtype=object)}
+    for column in COLUMNS[1:]:
+        values = frame[column].to_numpy()
+        if values.dtype != np.float64:  # text from a CSV, ints, pandas NA: NaN if not a number
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        columns[column] = values
+    dates = columns["date"]
+    if all(isinstance(d, dt.date) for d in dates):
+        keep = ((dates >= start) & (dates <= end)).astype(bool)
+        out = pd.DataFrame({c: v[keep] for c, v in columns.items()})
+        if not out["date"].is_monotonic_increasing:
+            out = out.sort_values("date", kind="stable").reset_index(drop=True)
+        return out
+    keep = np.array([not isinstance(d, dt.date) or start <= d <= end for d in dates], dtype=bool)
+    out = pd.DataFrame({c: v[keep] for c, v in columns.items()})
+    return out.sort_values("date", kind="stable", key=lambda s: s.map(_sort_key)).reset_index(drop=True)

@@ -1,0 +1,238 @@
+"""Daily bars from Yahoo Finance through yfinance 1.x.
+
+Shapes this adapter accepts (both are what yfinance 1.x really returns):
+- `yf.download(...)`: columns MultiIndex named ['Price', 'Ticker'] even for one ticker
+  (single-level with `multi_level_index=False`); for daily bars the index is tz-naive
+  (`ignore_tz` defaults to True for daily intervals) and named 'Date'.
+- `yf.Ticker(t).history(...)`: single-level columns, index tz-aware in the exchange's
+  time zone at local midnight, named 'Date'.
+The session date is the index's own local date (never converted to UTC first: midnight in
+Tokyo is the previous day in UTC).
+
+Why the default downloader is not `yf.download`: download() catches every per-ticker
+exception (rate limits, network faults, unknown symbols alike), logs it and returns an
+empty frame, so a rate limit would look exactly like a delisted ticker and could not be
+retried. `history_download` has download()'s signature and frame shape but goes through
+`Ticker.history` with yfinance's exceptions raised. `yf.download` itself can still be
+injected (`YahooSource(download=yf.download)`); failures then surface as "unknown or
+delisted".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import tenacity
+import yfinance as yf
+from yfinance.exceptions import (
+    YFDataException,
+    YFPricesMissingError,
+    YFRateLimitError,
+    YFTickerMissingError,
+    YFTzMissingError,
+)
+
+from job.calendar import Sessions, get_sessions
+from job.errors import TickerError
+from job.sources.base import COLUMNS, YAHOO_COLUMNS, empty_frame, finish
+
+log = logging.getLogger(__name__)
+
+#: Called like `yf.download(ticker, start=..., end=..., **DOWNLOAD_OPTIONS)`; end is exclusive.
+Download = Callable[..., pd.DataFrame]
+
+DOWNLOAD_OPTIONS: dict[str, Any] = {
+    "interval": "1d",
+    "auto_adjust": False,  # keep both Close (split-adjusted) and Adj Close (plus dividends)
+    "actions": False,
+    "progress": False,
+    "threads": False,
+    "multi_level_index": True,
+}
+
+#: Worth another try: Yahoo's 429, "Yahoo is down", and any network error (requests and
+#: curl_cffi exceptions are OSErrors, as are ConnectionError and TimeoutError).
+RETRYABLE: tuple[type[BaseException], ...] = (YFRateLimitError, OSError)
+
+
+@contextmanager
+def _yfinance_raises() -> Iterator[None]:
+    """Make yfinance raise instead of logging and returning an empty frame.
+
+    `raise_errors=True` alone is not enough: the time-zone lookup that runs first turns a
+    network error into "possibly delisted" unless `debug.hide_exceptions` is off.
+    """
+    before = yf.config.debug.hide_exceptions
+    yf.config.debug.hide_exceptions = False
+    try:
+        yield
+    finally:
+        yf.config.debug.hide_exceptions = before
+
+
+def history_download(
+    tickers: str,
+    *,
+    start: dt.date,
+    end: dt.date,
+    interval: str = "1d",
+    auto_adjust: bool = False,
+    actions: bool = False,
+    multi_level_index: bool = True,
+    timeout: float = 20,
+    **_ignored: Any,
+) -> pd.DataFrame:
+    """`yf.download` for one ticker, same frame shape, but failures raise (see module doc)."""
+    with _yfinance_raises():
+        frame = yf.Ticker(tickers).history(
+            start=start,
+            end=end,
+            interval=interval,
+            auto_adjust=auto_adjust,
+            actions=actions,
+            timeout=timeout,
+        )
+    if multi_level_index:
+        frame.columns = pd.MultiIndex.from_product([frame.columns, [tickers]], names=["Price", "Ticker"])
+    return frame
+
+
+def normalize_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """A yfinance frame (either column shape, tz-aware or naive index) -> normalized columns."""
+    frame = raw
+    if isinstance(frame.columns, pd.MultiIndex):
+        names = list(frame.columns.names)
+        level = names.index("Ticker") if "Ticker" in names else 1
+        present = list(dict.fromkeys(frame.columns.get_level_values(level)))
+        if ticker in present:
+            frame = frame.xs(ticker, axis=1, level=level)
+        elif len(present) == 1:
+            frame = frame.xs(present[0], axis=1, level=level)
+        else:
+            raise TickerError(ticker, f"Yahoo returned columns for {present}, not for {ticker}")
+    frame = frame.copy()
+    if "Date" in frame.columns:
+        frame = frame.set_index("Date")
+    if frame.empty:
+        return empty_frame()
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise TickerError(ticker, f"Yahoo returned an index of {type(frame.index).__name__}, not dates")
+    if "Adj Close" not in frame.columns and "Close" in frame.columns:
+        frame["Adj Close"] = frame["Close"]  # only when someone injected auto_adjust=True
+    missing = [c for c in YAHOO_COLUMNS if c != "Date" and c not in frame.columns]
+    if missing:
+        raise TickerError(ticker, f"Yahoo frame lacks column(s) {', '.join(missing)}")
+    # Rows where Yahoo has no price at all are "no trade" rows; yfinance drops them unless
+    # keepna=True (and download() reindexes tickers onto a shared index). Partial NaNs stay
+    # for validation to reject with their date.
+    prices = ["Open", "High", "Low", "Close"]
+    frame = frame.loc[frame[prices].notna().any(axis=1)]
+    out = pd.DataFrame(
+        {
+            "date": [ts.date() for ts in frame.index],  # local date of the exchange's midnight
+            **{YAHOO_COLUMNS[c]: frame[c].to_numpy() for c in YAHOO_COLUMNS if c != "Date"},
+        }
+    )
+    return out.loc[:, list(COLUMNS)]
+
+
+class YahooSource:
+    """Yahoo Finance daily bars, with retries and only closed sessions.
+
+    `download` (yf.download-compatible) and `clock` are injectable so tests replay recorded
+    frames at a chosen moment; `wait_initial`/`wait_max` shrink the backoff in tests.
+    """
+
+    name = "yahoo"
+
+    def __init__(
+        self,
+        sessions: Sessions | None = None,
+        *,
+        download: Download = history_download,
+        clock: Callable[[], dt.datetime] | None = None,
+        attempts: int = 4,
+        wait_initial: float = 2.0,
+        wait_max: float = 60.0,
+        probe_days: int = 30,
+    ) -> None:
+        self.sessions = sessions or get_sessions("XNYS")
+        self._download = download
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._attempts = attempts
+        self._wait = tenacity.wait_exponential(multiplier=wait_initial, max=wait_max) + tenacity.wait_random(
+            0, wait_initial
+        )
+        self._probe_days = probe_days
+
+    def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Closed sessions start..end (inclusive). Empty frame = no closed session in range
+        yet; `TickerError` = unknown/delisted ticker or Yahoo failing after retries."""
+        last_closed = self.sessions.last_closed_session(self._clock())
+        end = min(end, last_closed)
+        if not self.sessions.sessions_in_range(start, end):
+            return empty_frame()  # e.g. a weekend, or tonight's close has not happened yet
+        frame = self._get(ticker, start, end)
+        if frame is None or frame.empty:
+            if self._has_recent_prices(ticker, start, last_closed):
+                log.info("%s: Yahoo has no bar in %s..%s yet", ticker, start, end)
+                return empty_frame()
+            raise TickerError(
+                ticker,
+                f"unknown or delisted ticker (Yahoo has no prices for it in {start}..{end} "
+                f"nor in the {self._probe_days} days up to {last_closed})",
+            )
+        # The in-progress bar of a session whose close has not happened yet is dropped here.
+        return finish(frame, start, end)
+
+    def _has_recent_prices(self, ticker: str, start: dt.date, last_closed: dt.date) -> bool:
+        """Tell "nothing new yet" from "Yahoo does not know the ticker" on a wide window."""
+        probe_start = last_closed - dt.timedelta(days=self._probe_days)
+        if start <= probe_start:
+            return False  # the request was already at least as wide as the probe
+        probe = self._get(ticker, probe_start, last_closed)
+        return probe is not None and not probe.empty
+
+    def _get(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+        """One download with retries; None when yfinance says the ticker has no prices."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(_retryable),
+            before_sleep=lambda state: log.warning(
+                "%s: Yahoo attempt %d failed (%s), retrying",
+                ticker,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "?",
+            ),
+            reraise=True,
+        )
+        try:
+            raw = retrying(
+                self._download,
+                ticker,
+                start=start,
+                end=end + dt.timedelta(days=1),  # yfinance's end is exclusive
+                **DOWNLOAD_OPTIONS,
+            )
+        except (YFTzMissingError, YFPricesMissingError, YFTickerMissingError):
+            return None
+        except Exception as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            tries = f" after {self._attempts} attempts" if _retryable(exc) else ""
+            raise TickerError(ticker, f"Yahoo download failed{tries} ({reason})") from exc
+        if raw is None:
+            return None
+        return normalize_frame(raw, ticker)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RETRYABLE):
+        return True
+    return isinstance(exc, YFDataException) and "DOWN" in str(exc).upper()

@@ -1,0 +1,140 @@
+"""What `nightcast status` shows: is the schema current, what is stored, how did the last run go.
+
+Per ticker it answers the morning questions in one screen: did last night's prices arrive,
+what does the model forecast next, how old is the model, and is it beating naive right now.
+The forecast and skill lines read the `latest_predictions` and `model_skill` views, so they
+show exactly what a SQL user would get from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from job.config import Settings
+from job.db import get_engine, job_runs, model_versions, prices
+from job.db.migrate import current_revision, head_revision, require_current
+from job.db.schema import latest_predictions, model_skill
+from job.runs import utcnow
+
+
+@dataclass
+class _Ticker:
+    rows: int
+    last_session: date
+    forecasts: dict[str, sa.Row] = field(default_factory=dict)
+    model: sa.Row | None = None
+    sessions_since_training: int = 0
+    skill: list[sa.Row] = field(default_factory=list)
+
+
+def render_status(settings: Settings, now: datetime | None = None) -> str:
+    url = settings.database_url
+    revision = current_revision(url)
+    head = head_revision(url)
+    lines = [
+        f"database: {settings.safe_database_url}",
+        f"schema:   revision {revision or 'none'}"
+        + ("" if revision == head else f" (head is {head}: run `nightcast migrate`)"),
+    ]
+    if revision != head:
+        return "\n".join(lines)
+    require_current(url)
+    with get_engine(url).connect() as conn:
+        tickers = _load(conn)
+        last_run = conn.execute(sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)).first()
+    if not tickers:
+        lines.append("prices:   none stored yet")
+    for ticker, state in tickers.items():
+        lines.append(f"{ticker}:")
+        lines += [f"  {line}" for line in _ticker_lines(state, settings.policy.skill_window, now or utcnow())]
+    if last_run is None:
+        lines.append("last run: none")
+    else:
+        lines.append(
+            f"last run: #{last_run.id} {last_run.kind} {last_run.status}, started "
+            f"{last_run.started_at:%Y-%m-%d %H:%M:%S}"
+            + (f", error: {last_run.error}" if last_run.error else "")
+        )
+    return "\n".join(lines)
+
+
+def _load(conn: sa.Connection) -> dict[str, _Ticker]:
+    """A handful of set-based queries, whatever the number of tickers."""
+    tickers = {
+        t: _Ticker(n, last)
+        for t, n, last in conn.execute(
+            sa.select(prices.c.ticker, sa.func.count(), sa.func.max(prices.c.date))
+            .group_by(prices.c.ticker)
+            .order_by(prices.c.ticker)
+        )
+    }
+    for row in conn.execute(sa.select(latest_predictions)):
+        if row.ticker in tickers:
+            tickers[row.ticker].forecasts[row.model] = row
+    newest = sa.select(sa.func.max(model_versions.c.id)).group_by(model_versions.c.ticker)
+    columns = [model_versions.c[c] for c in ("id", "ticker", "kind", "trained_through", "created_at")]
+    for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(newest))):
+        if row.ticker in tickers:
+            tickers[row.ticker].model = row
+            tickers[row.ticker].sessions_since_training = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(prices)
+                .where(prices.c.ticker == row.ticker, prices.c.date > row.trained_through)
+            ).scalar_one()
+    for row in conn.execute(sa.select(model_skill).order_by(model_skill.c.window_days)):
+        if row.ticker in tickers:
+            tickers[row.ticker].skill.append(row)
+    return tickers
+
+
+def _ticker_lines(state: _Ticker, skill_window: int, now: datetime) -> list[str]:
+    lines = [f"prices:   {state.rows} rows, last session {state.last_session}"]
+    lstm, naive = state.forecasts.get("lstm"), state.forecasts.get("naive")
+    if lstm is None and naive is None:
+        lines.append("forecast: none yet")
+    else:
+        shown = lstm or naive
+        assert shown is not None
+        parts = []
+        for name, row in (("lstm", lstm), ("naive", naive)):
+            if row is None:
+                parts.append(f"{name} -")
+            elif row.target_date != shown.target_date:  # one model lagging is worth seeing
+                parts.append(f"{name} {row.predicted_close:.2f} for {row.target_date}")
+            else:
+                change = "" if row.implied_change_pct is None else f" ({row.implied_change_pct:+.2f}%)"
+                parts.append(f"{name} {row.predicted_close:.2f}{change}")
+        lines.append(f"forecast: {shown.target_date} (as of {shown.as_of_date}): " + ", ".join(parts))
+    model = state.model
+    if model is None:
+        lines.append("model:    none trained yet")
+    else:
+        lines.append(
+            f"model:    #{model.id} {model.kind}, trained through {model.trained_through} "
+            f"({state.sessions_since_training} sessions behind prices), "
+            f"created {_ago(now, model.created_at)}"
+        )
+    chosen = [r for r in state.skill if r.window_days == skill_window] or state.skill[-1:]
+    if not chosen:
+        lines.append("skill:    no matured forecasts yet")
+    for row in chosen:
+        ratio = "-" if row.rmse_ratio is None else f"{row.rmse_ratio:.3f}"
+        partial = "" if row.n >= row.window_days else f", only {row.n} sessions so far"
+        lines.append(
+            f"skill:    {row.window_days}-session RMSE lstm {row.lstm_rmse:.4f} vs naive "
+            f"{row.naive_rmse:.4f}, ratio {ratio} (to {row.date}{partial})"
+        )
+    return lines
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    """SQLite returns naive timestamps; they were stored in UTC."""
+    then = then if then.tzinfo else then.replace(tzinfo=UTC)
+    seconds = max((now - then) / timedelta(seconds=1), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{then:%Y-%m-%d %H:%M} UTC, {seconds / size:.0f}{unit} ago"
+    return f"{then:%Y-%m-%d %H:%M} UTC, {seconds:.0f}s ago"
