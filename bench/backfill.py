@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=500)
     args = parser.parse_args(argv)
 
-    from job.sources.csvfile import read_yahoo_csv
+    from job.sources import CsvSource
 
     ticker = args.csv.stem.upper()
-    frame = read_yahoo_csv(args.csv, ticker)
+    frame = CsvSource(args.csv).fetch(ticker, date(1900, 1, 1), date.today())
     if len(frame) <= args.sessions + 100:
         print(f"{args.csv}: {len(frame)} sessions, too few for --sessions {args.sessions}", file=sys.stderr)
         return 1

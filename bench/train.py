@@ -12,34 +12,16 @@ batched `forecast_many`). Prints wall times, RMSEs next to naive, and a last lin
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT / "job" / "data" / "TSLA.csv"
-
-
-def read_closes(path: Path) -> tuple[list[str], np.ndarray]:
-    """Dates and closes of a Yahoo-format CSV (Date,Open,High,Low,Close,Adj Close,Volume).
-
-    Rows without a usable close (Yahoo writes `null`) are skipped; dates are sorted.
-    """
-    rows: dict[str, float] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                close = float(row["Close"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if math.isfinite(close) and close > 0:
-                rows[row["Date"]] = close
-    dates = sorted(rows)
-    return dates, np.array([rows[d] for d in dates])
 
 
 def rmse(errors: np.ndarray) -> float:
@@ -55,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     from job.config import ModelParams
     from job.model import train
     from job.model.network import set_seed
+    from job.sources import CsvSource
 
     set_seed(0)  # imports TensorFlow now, so neither timing below includes the import
     import_s = time.perf_counter() - started
 
-    dates, closes = read_closes(args.csv)
+    frame = CsvSource(args.csv).fetch(args.csv.stem.upper(), date(1900, 1, 1), date.today())
+    dates, closes = [str(d) for d in frame["date"]], frame["close"].to_numpy()
     n_train = math.ceil(len(closes) * 0.8)  # the tutorial's training_data_len
     if n_train < 200 or len(closes) - n_train < 2:
         print(f"{args.csv}: too few sessions ({len(closes)})", file=sys.stderr)
