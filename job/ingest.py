@@ -121,15 +121,10 @@ def ingest_ticker(
     now = now or dt.datetime.now(dt.timezone.utc)
     last_closed = sessions.last_closed_session(now)
     end = min(end, last_closed) if end else last_closed
-    recent = conn.scalars(
-        sa.select(prices.c.date)
-        .where(prices.c.ticker == ticker)
-        .order_by(prices.c.date.desc())
-        .limit(OVERLAP_SESSIONS)
-    ).all()
-    stored_last = recent[0] if recent else None
+    recent = _recent(conn, ticker)
+    stored_last = max(recent, default=None)
     if start is None:
-        start = recent[-1] if recent else history_start
+        start = min(recent, default=history_start)
     result = IngestResult(ticker, last_session=stored_last)
     if start > end:
         return result
@@ -137,7 +132,11 @@ def ingest_ticker(
     batch = _fetch_valid(source, ticker, sessions, start, end, result)
     if batch.empty:
         return result
-    stored = _stored(conn, ticker, batch["date"].iat[0], batch["date"].iat[-1])
+    first, last = batch["date"].iat[0], batch["date"].iat[-1]
+    if recent and first >= min(recent):  # the nightly case: one query served both purposes
+        stored = {d: values for d, values in recent.items() if first <= d <= last}
+    else:
+        stored = _stored(conn, ticker, first, last)
     if _is_revised(batch, stored):
         return _reload(conn, ticker, source, sessions, batch, stored, history_start, end, now, result)
 
@@ -226,6 +225,18 @@ def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | No
     )
     if last is not None:
         query = query.where(prices.c.date <= last)
+    return {row[0]: tuple(float(v) for v in row[1:]) for row in conn.execute(query)}
+
+
+def _recent(conn: sa.Connection, ticker: str) -> Stored:
+    """The newest `OVERLAP_SESSIONS` stored bars: where a nightly fetch starts, and what it
+    is compared with."""
+    query = (
+        sa.select(prices.c.date, *(prices.c[c] for c in _VALUE_COLUMNS))
+        .where(prices.c.ticker == ticker)
+        .order_by(prices.c.date.desc())
+        .limit(OVERLAP_SESSIONS)
+    )
     return {row[0]: tuple(float(v) for v in row[1:]) for row in conn.execute(query)}
 
 
