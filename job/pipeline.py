@@ -72,11 +72,11 @@ class _ModelState:
     version_id: int
     forecaster: Forecaster
     last_retrain_through: date
-    created_at: datetime
+    revised_since: bool = False  # prices were re-based after this model was trained
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel) -> _ModelState:
-        return cls(loaded.version_id, loaded.forecaster, loaded.last_retrain_through, loaded.created_at)
+    def from_loaded(cls, loaded: LoadedModel, revised_since: bool) -> _ModelState:
+        return cls(loaded.version_id, loaded.forecaster, loaded.last_retrain_through, revised_since)
 
 
 SessionCallback = Callable[[str, date], None]
@@ -214,7 +214,11 @@ class Cycle:
         except ArtifactError as exc:
             log.warning("%s; retraining from scratch", exc)
             return None
-        return _ModelState.from_loaded(loaded) if loaded else None
+        if loaded is None:
+            return None
+        # Revisions are only detected by ingest, before a cycle's first session, so only a
+        # model loaded from the database can predate one.
+        return _ModelState.from_loaded(loaded, _revised_since(conn, ticker, loaded.created_at))
 
     def _session(
         self,
@@ -240,7 +244,7 @@ class Cycle:
             sessions_since_retrain=(
                 len(self.sessions.sessions_in_range(state.last_retrain_through, as_of)) - 1 if state else 0
             ),
-            revised_since_model=state is not None and _revised_since(conn, ticker, state.created_at),
+            revised_since_model=state is not None and state.revised_since,
             skill=skill(conn, ticker, as_of, settings.policy.skill_window),
             policy=settings.policy,
         )
@@ -298,7 +302,6 @@ class Cycle:
             version_id,
             fit.forecaster,
             as_of if kind == "retrain" else (state.last_retrain_through if state else as_of),
-            created,
         )
 
 

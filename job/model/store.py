@@ -84,11 +84,9 @@ def prune_artifacts(conn: sa.Connection, ticker: str, *, keep: int) -> int:
         .order_by(mv.c.trained_through.desc(), mv.c.id.desc())
         .limit(keep)
     )
-    # Materialize first: MySQL-style "subquery with LIMIT" restrictions and clarity alike.
-    keep_ids = list(conn.execute(newest).scalars())
     result = conn.execute(
         mv.update()
-        .where(mv.c.ticker == ticker, mv.c.artifact.is_not(None), mv.c.id.not_in(keep_ids))
+        .where(mv.c.ticker == ticker, mv.c.artifact.is_not(None), mv.c.id.not_in(newest))
         .values(artifact=None)
     )
     return result.rowcount
