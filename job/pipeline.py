@@ -27,7 +27,7 @@ from job.errors import TickerError
 from job.evaluate import skill, update_rolling_metrics
 from job.ingest import ingest_ticker
 from job.lock import cycle_lock
-from job.model import ArtifactError, Forecaster, train, update
+from job.model import ArtifactError, Forecaster, train, update, warm_up
 from job.model.policy import decide
 from job.model.store import LoadedModel, load_latest, save_version
 from job.runs import finish_run, start_run, utcnow
@@ -121,6 +121,7 @@ class Cycle:
         with cycle_lock(url, wait=wait):
             run_id = start_run(url, kind, tickers)
             reports: list[TickerReport] = []
+            tensorflow = warm_up()  # imports while prices download
             try:
                 for ticker in tickers:
                     if self.stop.is_set():
@@ -130,6 +131,8 @@ class Cycle:
             except BaseException as exc:
                 finish_run(url, run_id, "failed", _details(reports), f"interrupted: {exc!r}")
                 raise
+            finally:
+                tensorflow.join()
             status = _overall_status(reports)
             errors = "; ".join(r.error for r in reports if r.error)
             finish_run(url, run_id, status, _details(reports), errors or None)

@@ -11,6 +11,7 @@ this package (`job.model.policy` stays light).
 
 from job.model.artifact import ArtifactError
 from job.model.core import Fit, Forecaster, train, update
+from job.model.network import warm_up
 from job.model.policy import Decision, decide
 from job.model.store import LoadedModel, load_latest, save_version
 
@@ -25,4 +26,5 @@ __all__ = [
     "save_version",
     "train",
     "update",
+    "warm_up",
 ]

@@ -59,6 +59,15 @@ class TrainResult:
     val_loss: float | None
 
 
+def warm_up() -> threading.Thread:
+    """Start importing TensorFlow in the background (~3 s) while the caller does other work
+    (downloads, queries); the first training then finds it imported or nearly so. Join the
+    thread before exiting: an import cut short by interpreter shutdown is not safe."""
+    thread = threading.Thread(target=_keras, name="tensorflow-import")
+    thread.start()
+    return thread
+
+
 @cache
 def _keras() -> Any:
     """Import Keras/TensorFlow once, quietly, with one thread per op pool.
