@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     @field_validator("tickers")
     @classmethod
     def _normalize_tickers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no ticker given (e.g. TSLA or TSLA,AAPL)")
         try:
             return list(dict.fromkeys(normalize_ticker(t) for t in value))
         except NightcastError as exc:

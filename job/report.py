@@ -35,7 +35,6 @@ from job.evaluate import MODELS, RangeSummary, summarize
 
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
 LINESTYLES = {"lstm": "-", "naive": "--"}
-CHARTS = ("forecast", "rolling", "errors")
 DPI = 100
 
 

@@ -127,7 +127,7 @@ class NightlyService:
             )
         return any(latest.get(t) is None or latest[t] < last_closed for t in self.settings.tickers)
 
-    def request_stop(self, signum: int, _frame: object) -> None:
+    def request_stop(self, _signum: int, _frame: object) -> None:
         """Signal handler: only set the flag. Shutting down here could deadlock on a lock
         the interrupted main thread holds; `serve` does it once its wait returns."""
         self.stop.set()

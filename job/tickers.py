@@ -15,11 +15,3 @@ def normalize_ticker(raw: str) -> str:
             f"invalid ticker {raw!r}: use 1-15 letters, digits or . - ^ = (e.g. TSLA, BRK-B, ^GSPC)"
         )
     return ticker
-
-
-def parse_tickers(raw: str) -> list[str]:
-    """Comma-separated symbols from the command line, normalized and de-duplicated in order."""
-    tickers = [normalize_ticker(part) for part in raw.split(",") if part.strip()]
-    if not tickers:
-        raise NightcastError("--tickers: no ticker given")
-    return list(dict.fromkeys(tickers))

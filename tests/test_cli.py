@@ -35,6 +35,8 @@ def test_default_database_is_a_sqlite_file_in_the_working_directory(
         ({}, ["status", "--database-url", "not a url"], "--database-url: not a database URL"),
         ({"NIGHTCAST_DATABASE_URL": "mysql://x/y"}, ["migrate"], "only sqlite and postgresql"),
         ({"NIGHTCAST_TICKERS": "TSLA,bad ticker"}, ["status"], "NIGHTCAST_TICKERS: invalid ticker"),
+        ({}, ["run", "--tickers", ","], "--tickers: no ticker given"),
+        ({}, ["run", "--tickers", "TSLA", "--as-of", "2020-13-01"], "--as-of: '2020-13-01' is not a date"),
         ({"NIGHTCAST_MODEL__WINDOW": "1"}, ["status"], "NIGHTCAST_MODEL__WINDOW"),
         ({"NIGHTCAST_SCHEDULE_CRON": "99 * * * *"}, ["status"], "NIGHTCAST_SCHEDULE_CRON"),
     ],
