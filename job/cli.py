@@ -162,9 +162,6 @@ def backfill(
     The first model is trained on sessions strictly before --start. Interrupt it any time:
     the same command resumes after the last stored session and a finished range is left as is.
     """
-    from job.model import warm_up
-
-    warm_up()
     from job.backfill import run_backfill
 
     settings = _cycle_settings(database_url, tickers, source, csv)
