@@ -7,6 +7,7 @@ night or a backfill leave the same rows instead of duplicates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,13 +23,17 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]])
     """
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(_statement(table, conn.dialect.name, tuple(rows[0])), list(rows))
+    return len(rows)
+
+
+@cache
+def _statement(table: sa.Table, dialect_name: str, columns: tuple[str, ...]) -> sa.Insert:
+    """Built once per table and column set: constructing it cost more than a one-row write."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     keys = [c.name for c in table.primary_key.columns]
     stmt = dialect.insert(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    updates = {c: stmt.excluded[c] for c in columns if c not in keys}
     if updates:
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt, list(rows))
-    return len(rows)
+        return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+    return stmt.on_conflict_do_nothing(index_elements=keys)
