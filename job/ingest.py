@@ -137,10 +137,11 @@ def ingest_ticker(
         stored = {d: values for d, values in recent.items() if first <= d <= last}
     else:
         stored = _stored(conn, ticker, first, last)
-    if _is_revised(batch, stored):
-        return _reload(conn, ticker, source, sessions, batch, stored, history_start, end, now, result)
+    overlap = _overlap(batch, stored)
+    if _is_revised(overlap):
+        return _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result)
 
-    changed = _changed_rows(batch, stored)
+    changed = _changed_rows(batch, overlap)
     write_prices(conn, ticker, changed, source.name, now, fresh=stored_last is None)
     result.new_rows = sum(1 for d in changed["date"] if d not in stored)
     result.updated_rows = len(changed) - result.new_rows
@@ -244,7 +245,10 @@ def _relative_diff(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.abs(new - old) / np.maximum(np.abs(old), 1e-12)
 
 
-def _overlap(batch: pd.DataFrame, stored: Stored) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]:
+Overlap = tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]
+
+
+def _overlap(batch: pd.DataFrame, stored: Stored) -> Overlap:
     """(positions in batch, new values, old values, dates) of the dates present in both."""
     dates = list(batch["date"])
     positions = np.array([i for i, d in enumerate(dates) if d in stored], dtype=np.int64)
@@ -257,19 +261,15 @@ def _overlap(batch: pd.DataFrame, stored: Stored) -> tuple[np.ndarray, np.ndarra
 _CLOSE, _ADJ = _VALUE_COLUMNS.index("close"), _VALUE_COLUMNS.index("adj_close")
 
 
-def _is_revised(batch: pd.DataFrame, stored: Stored) -> bool:
-    if not stored:
-        return False
-    _, new, old, _ = _overlap(batch, stored)
+def _is_revised(overlap: Overlap) -> bool:
+    _, new, old, _ = overlap
     cols = [_CLOSE, _ADJ]
     return bool((_relative_diff(new[:, cols], old[:, cols]) > TOLERANCE).any())
 
 
-def _changed_rows(batch: pd.DataFrame, stored: Stored) -> pd.DataFrame:
+def _changed_rows(batch: pd.DataFrame, overlap: Overlap) -> pd.DataFrame:
     """Rows that are new, or whose values differ from the stored ones (within float noise)."""
-    if not stored:
-        return batch
-    positions, new, old, _ = _overlap(batch, stored)
+    positions, new, old, _ = overlap
     keep = np.ones(len(batch), dtype=bool)
     keep[positions] = ~np.isclose(new, old, rtol=1e-9, atol=0).all(axis=1)
     return batch.loc[keep]
@@ -280,15 +280,14 @@ def _reload(
     ticker: str,
     source: PriceSource,
     sessions: Sessions,
-    batch: pd.DataFrame,
-    overlap_stored: Stored,
+    overlap: Overlap,
     history_start: dt.date,
     end: dt.date,
     now: dt.datetime,
     result: IngestResult,
 ) -> IngestResult:
     """The source re-based history: replace the ticker's prices, record it, rescale predictions."""
-    _, new, old, _ = _overlap(batch, overlap_stored)
+    _, new, old, _ = overlap
     factor = float(np.median(new[:, _CLOSE] / old[:, _CLOSE]))
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
     everything_before = _stored(conn, ticker, first_stored, None)
