@@ -75,26 +75,20 @@ def update_rolling_metrics(
         last = conn.execute(
             sa.select(sa.func.max(rolling_metrics.c.date)).where(rolling_metrics.c.ticker == ticker)
         ).scalar()
+    widest = max(windows)
     rows = []
     for model in MODELS:
-        new = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(errors_view)
-            .where(errors_view.c.ticker == ticker, errors_view.c.model == model)
-            .where(errors_view.c.target_date <= through)
-            .where(errors_view.c.target_date > last if last is not None else sa.true())
-        ).scalar_one()
-        if not new:
-            continue
-        dates, predicted, actual = _matured(conn, ticker, model, through, limit=new + max(windows))
-        for i in range(len(dates) - new, len(dates)):
+        dates, predicted, actual = _matured_since(conn, ticker, model, through, last, widest)
+        for i, day in enumerate(dates):
+            if last is not None and day <= last:
+                continue  # read only as the start of a window
             for window in windows:
                 lo = max(0, i - window + 1)
                 stats = ErrorStats.of(predicted[lo : i + 1], actual[lo : i + 1])
                 rows.append(
                     {
                         "ticker": ticker,
-                        "date": dates[i],
+                        "date": day,
                         "model": model,
                         "window_days": window,
                         "n": stats.n,
@@ -104,6 +98,36 @@ def update_rolling_metrics(
                     }
                 )
     return upsert(conn, rolling_metrics, rows)
+
+
+def _matured_since(
+    conn: sa.Connection, ticker: str, model: str, through: date, last: date | None, widest: int
+) -> tuple[list[date], np.ndarray, np.ndarray]:
+    """Matured forecasts after `last` up to `through`, preceded by the `widest` before them.
+
+    One query: the first row needed is found by a subquery (the widest-th newest matured
+    target on or before `last`), so a night reads a few dozen rows whatever the history.
+    """
+    view = errors_view
+    of_model = sa.and_(view.c.ticker == ticker, view.c.model == model)
+    query = (
+        sa.select(view.c.target_date, view.c.predicted_close, view.c.actual_close)
+        .where(of_model, view.c.target_date <= through)
+        .order_by(view.c.target_date)
+    )
+    if last is not None:
+        first = (
+            sa.select(view.c.target_date)
+            .where(of_model, view.c.target_date <= last)
+            .order_by(view.c.target_date.desc())
+            .offset(widest - 1)
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = query.where(sa.or_(first.is_(None), view.c.target_date >= first))
+    rows = conn.execute(query).all()
+    dates = [_as_date(r[0]) for r in rows]
+    return dates, np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
 
 
 def skill(conn: sa.Connection, ticker: str, through: date, window: int) -> float | None:

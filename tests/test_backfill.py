@@ -176,3 +176,22 @@ def test_killed_backfill_resumes_to_the_same_rows(
     assert len(rows(migrated_url, "SELECT * FROM predictions")) < len(rows(reference, PREDICTIONS))
     assert main(backfill_args(migrated_url, sample_folder)) == 0
     assert snapshot(migrated_url)[:2] == snapshot(reference)[:2]
+
+
+def test_rolling_metrics_after_a_backfill_match_plain_sql(
+    migrated_url: str, sample_folder: Path, tiny_env: dict[str, str]
+) -> None:
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    errors = rows(
+        migrated_url,
+        "SELECT target_date, model, error, abs_pct_error FROM prediction_errors ORDER BY target_date",
+    )
+    metrics = rows(migrated_url, "SELECT date, model, window_days, n, rmse, mae, mape FROM rolling_metrics")
+    assert len(metrics) == 20 * 2 * 3  # every matured session, both models, windows 5/20/60
+    for day, model, window, n, rmse, mae, mape in metrics:
+        upto = [(e, p) for d, m, e, p in errors if m == model and str(d) <= str(day)][-window:]
+        error = np.array([e for e, _ in upto])
+        assert n == len(upto)
+        assert rmse == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-12)
+        assert mae == pytest.approx(np.mean(np.abs(error)), rel=1e-12)
+        assert mape == pytest.approx(np.mean([p for _, p in upto]), rel=1e-12)
