@@ -105,6 +105,14 @@ def parse_date(option: str, value: str | None) -> date | None:
         raise NightcastError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def parse_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """--start and --end as dates, refusing a range that ends before it starts."""
+    first, last = parse_date("--start", start), parse_date("--end", end)
+    if first is not None and last is not None and last < first:
+        raise NightcastError(f"--end {last} is before --start {first}")
+    return first, last
+
+
 def _cycle_settings(
     database_url: str | None, tickers: str | None, source: str | None, csv: Path | None
 ) -> Settings:
@@ -165,10 +173,8 @@ def backfill(
     from job.backfill import run_backfill
 
     settings = _cycle_settings(database_url, tickers, source, csv)
-    first, last = parse_date("--start", start), parse_date("--end", end)
-    assert first is not None
-    if last is not None and last < first:
-        raise NightcastError(f"--end {last} is before --start {first}")
+    first, last = parse_range(start, end)
+    assert first is not None  # --start is required
     report = run_backfill(settings, start=first, end=last, wait=wait)
     if report.status != "succeeded":
         raise typer.Exit(1)
@@ -219,9 +225,7 @@ def report(
     """Charts per ticker (forecasts vs actual, rolling RMSE, error histogram) and one index.html."""
     from job.report import render_report
 
-    first, last = parse_date("--start", start), parse_date("--end", end)
-    if first is not None and last is not None and last < first:
-        raise NightcastError(f"--end {last} is before --start {first}")
+    first, last = parse_range(start, end)
     settings = load_settings(database_url=database_url, tickers=tickers)
     index = render_report(settings, settings.tickers, first, last, out)
     typer.echo(f"report for {', '.join(settings.tickers)}: {index}")
@@ -280,7 +284,7 @@ def ingest(
     """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
     from job.ingest import run_ingest
 
-    first, last = parse_date("--start", start), parse_date("--end", end)
+    first, last = parse_range(start, end)
     settings = _cycle_settings(database_url, tickers, source, csv)
     outcomes = run_ingest(settings, start=first, end=last)
     for outcome in outcomes:
@@ -311,21 +315,21 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _hide_password(message: str) -> str:
+def _hide_password(message: str, args: list[str]) -> str:
     """Scrub a database password that a driver may have echoed into an error."""
     try:
-        password = _password_in_use()
+        password = _password_in_use(args)
     except Exception:  # an unparsable URL has no password to hide
         return message
     return message.replace(password, "***") if password else message
 
 
-def _password_in_use() -> str | None:
+def _password_in_use(args: list[str]) -> str | None:
     from sqlalchemy.engine import make_url
 
-    for index, arg in enumerate(sys.argv):
-        if arg == "--database-url" and index + 1 < len(sys.argv):
-            return make_url(sys.argv[index + 1]).password
+    for index, arg in enumerate(args):
+        if arg == "--database-url" and index + 1 < len(args):
+            return make_url(args[index + 1]).password
         if arg.startswith("--database-url="):
             return make_url(arg.split("=", 1)[1]).password
     raw = os.environ.get("NIGHTCAST_DATABASE_URL")
@@ -346,17 +350,17 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        typer.echo(f"error: database: {_hide_password(reason)}", err=True)
+        typer.echo(f"error: database: {_hide_password(reason, args)}", err=True)
         return 1
     except NightcastError as exc:
         if verbose:
             traceback.print_exc()
-        typer.echo(f"error: {_hide_password(str(exc))}", err=True)
+        typer.echo(f"error: {_hide_password(str(exc), args)}", err=True)
         return 1
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        detail = _hide_password(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        detail = _hide_password(f"{type(exc).__name__}: {exc}".splitlines()[0], args)
         typer.echo(f"error: {detail} (run with --verbose for the traceback)", err=True)
         return 1
     return 0

@@ -482,8 +482,6 @@ def run_ingest(settings: Settings, *, start: dt.date | None, end: dt.date | None
     from job.db.migrate import require_current
     from job.sources import source_for
 
-    if start and end and start > end:
-        raise NightcastError(f"--start {start} is after --end {end}")
     require_current(settings.database_url)
     sessions = get_sessions(settings.calendar)
     source = source_for(settings)

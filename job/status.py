@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from job.config import Settings
 from job.db import get_engine, job_runs, model_versions, prices
-from job.db.migrate import current_revision, head_revision, require_current
+from job.db.migrate import current_revision, head_revision
 from job.db.schema import latest_predictions, model_skill
 from job.runs import utcnow
 
@@ -41,7 +41,6 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     ]
     if revision != head:
         return "\n".join(lines)
-    require_current(url)
     with get_engine(url).connect() as conn:
         tickers = _load(conn)
         last_run = conn.execute(sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)).first()
@@ -79,11 +78,21 @@ def _load(conn: sa.Connection) -> dict[str, _Ticker]:
     for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(newest))):
         if row.ticker in tickers:
             tickers[row.ticker].model = row
-            tickers[row.ticker].sessions_since_training = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(prices)
-                .where(prices.c.ticker == row.ticker, prices.c.date > row.trained_through)
-            ).scalar_one()
+    behind = (
+        sa.select(model_versions.c.ticker, sa.func.count())
+        .join(
+            prices,
+            sa.and_(
+                prices.c.ticker == model_versions.c.ticker,
+                prices.c.date > model_versions.c.trained_through,
+            ),
+        )
+        .where(model_versions.c.id.in_(newest))
+        .group_by(model_versions.c.ticker)
+    )
+    for ticker, count in conn.execute(behind):
+        if ticker in tickers:
+            tickers[ticker].sessions_since_training = count
     for row in conn.execute(sa.select(model_skill).order_by(model_skill.c.window_days)):
         if row.ticker in tickers:
             tickers[row.ticker].skill.append(row)

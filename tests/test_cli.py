@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from job.cli import main
+from job.cli import _hide_password, main
 from job.db.migrate import head_revision
 
 
@@ -63,6 +63,17 @@ def test_password_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert "s3cr3t" not in captured.out + captured.err
     assert "error: database:" in captured.err
+
+
+def test_a_password_echoed_in_an_error_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = "connection failed for postgres:s3cr3t@db"
+    url = "postgresql+psycopg://postgres:s3cr3t@db/nightcast"
+    assert _hide_password(message, ["status", "--database-url", url]) == (
+        "connection failed for postgres:***@db"
+    )
+    assert _hide_password(message, ["status", f"--database-url={url}"]).count("s3cr3t") == 0
+    monkeypatch.setenv("NIGHTCAST_DATABASE_URL", url)
+    assert "s3cr3t" not in _hide_password(message, ["status"])
 
 
 def test_status_masks_password_in_the_url(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,7 +42,7 @@ def test_a_failing_ticker_exits_1_while_the_others_are_stored(
     [
         (["--start", "2020-13-01"], "error: --start: '2020-13-01' is not a date (expected YYYY-MM-DD)\n"),
         (["--end", "yesterday"], "error: --end: 'yesterday' is not a date (expected YYYY-MM-DD)\n"),
-        (["--start", "2020-07-31", "--end", "2020-07-01"], "error: --start 2020-07-31 is after --end"),
+        (["--start", "2020-07-31", "--end", "2020-07-01"], "error: --end 2020-07-01 is before --start"),
         (["--source", "ftp"], "error: setting --source: Input should be"),
         (["--source", "csv"], "error: source csv needs a path"),
         (["--tickers", "bad ticker"], "error: setting --tickers: invalid ticker 'bad ticker'"),
