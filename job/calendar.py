@@ -40,38 +40,40 @@ class Sessions:
         self.name = name
         self.first = self._cal.first_session.date()
         self.last = self._cal.last_session.date()
-        # Plain-date copies: membership and range queries run per ticker every night, and
-        # bisect on a list is ~100x cheaper than a pandas round trip.
+        # Plain-Python copies: these questions are asked per ticker every night (and per
+        # session in a backfill), and bisect on a list is ~100x cheaper than a pandas call.
         self._days = [ts.date() for ts in self._cal.sessions]
         self._day_set = frozenset(self._days)
+        self._closes: list[dt.datetime] = list(self._cal.closes.dt.to_pydatetime())
 
     def __repr__(self) -> str:
         return f"Sessions({self.name!r}, {self.first}..{self.last})"
 
-    def _label(self, day: dt.date) -> pd.Timestamp:
+    def _check(self, day: dt.date) -> None:
         if isinstance(day, dt.datetime):  # a datetime is a moment, not a session label
             raise TypeError("pass a datetime.date, not a datetime")
         if not self.first <= day <= self.last:
             raise NightcastError(f"{day} is outside the {self.name} calendar ({self.first}..{self.last})")
-        return pd.Timestamp(day)
 
     def is_session(self, day: dt.date) -> bool:
-        self._label(day)
+        self._check(day)
         return day in self._day_set
 
     def next_session(self, day: dt.date) -> dt.date:
         """The first session strictly after `day`, which need not be a session itself."""
-        label = self._label(day)
-        if self._cal.is_session(label):
-            return self._cal.next_session(label).date()
-        return self._cal.date_to_session(label, direction="next").date()
+        self._check(day)
+        i = bisect.bisect_right(self._days, day)
+        if i == len(self._days):
+            raise NightcastError(f"no {self.name} session after {day} in the calendar")
+        return self._days[i]
 
     def previous_session(self, day: dt.date) -> dt.date:
         """The last session strictly before `day`, which need not be a session itself."""
-        label = self._label(day)
-        if self._cal.is_session(label):
-            return self._cal.previous_session(label).date()
-        return self._cal.date_to_session(label, direction="previous").date()
+        self._check(day)
+        i = bisect.bisect_left(self._days, day)
+        if i == 0:
+            raise NightcastError(f"no {self.name} session before {day} in the calendar")
+        return self._days[i - 1]
 
     def sessions_in_range(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """Sessions with start <= session <= end (both inclusive); empty when start > end."""
@@ -81,22 +83,18 @@ class Sessions:
 
     def session_close(self, day: dt.date) -> dt.datetime:
         """When the session's daily bar is final (tz-aware UTC; half days close early)."""
-        label = self._label(day)
-        if not self._cal.is_session(label):
+        if not self.is_session(day):
             raise NightcastError(f"{day} is not a {self.name} session")
-        return self._cal.session_close(label).to_pydatetime()
+        return self._closes[bisect.bisect_left(self._days, day)]
 
     def last_closed_session(self, now: dt.datetime) -> dt.date:
         """The latest session whose close is <= `now`: the newest bar that may be stored."""
         if now.tzinfo is None:
             raise TypeError("now must be timezone-aware")
-        # Start one day ahead of now's UTC date: exchanges east of UTC label sessions ahead of it.
-        candidate = min(now.astimezone(dt.timezone.utc).date() + dt.timedelta(days=1), self.last)
-        if not self.is_session(candidate):
-            candidate = self.previous_session(candidate)
-        while self.session_close(candidate) > now:
-            candidate = self.previous_session(candidate)
-        return candidate
+        i = bisect.bisect_right(self._closes, now)
+        if i == 0:
+            raise NightcastError(f"no {self.name} session has closed by {now.isoformat()}")
+        return self._days[i - 1]
 
 
 @lru_cache(maxsize=8)

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from job.calendar import Sessions
 from job.db import get_engine, predictions, price_revisions, prices, upsert
 from job.errors import NightcastError, TickerError
-from job.sources.base import COLUMNS, PriceSource
+from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
 from job.validate import validate
 
@@ -41,10 +40,11 @@ OVERLAP_SESSIONS = 10
 #: Relative difference of close/adj_close that counts as a revision. Far below any split or
 #: dividend (>= ~0.1%), far above the float noise of re-fetching the same bar.
 TOLERANCE = 1e-4
+#: How far back `ingest_many` reads stored bars in one query: the overlap plus a few missed
+#: weeks. A ticker whose last `OVERLAP_SESSIONS` bars are older is read on its own.
+RECENT_SPAN = dt.timedelta(days=42)
 #: Above this many rows, writes take the bulk path (COPY / executemany) instead of upsert().
 BULK_THRESHOLD = 200
-
-_VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
 
 
 @dataclass(frozen=True)
@@ -109,19 +109,22 @@ def ingest_ticker(
     start: dt.date | None = None,
     end: dt.date | None = None,
     now: dt.datetime | None = None,
+    recent: Stored | None = None,
 ) -> IngestResult:
     """Bring one ticker's stored prices up to `end` (default: the last closed session).
 
     Runs inside the caller's transaction and never commits: the nightly pipeline wraps a
     ticker's ingest, training and predictions in one transaction. A new ticker is fetched
     from `history_start`; a stored one from its last `OVERLAP_SESSIONS` sessions (or from
-    `start` if given). Raises `TickerError` for anything wrong with this ticker's data.
+    `start` if given); `recent` are those sessions when the caller has read them already.
+    Raises `TickerError` for anything wrong with this ticker's data.
     """
     ticker = normalize_ticker(ticker)
     now = now or dt.datetime.now(dt.timezone.utc)
     last_closed = sessions.last_closed_session(now)
     end = min(end, last_closed) if end else last_closed
-    recent = _recent(conn, ticker)
+    if recent is None:
+        recent = _recent(conn, ticker)
     stored_last = max(recent, default=None)
     if start is None:
         start = min(recent, default=history_start)
@@ -130,9 +133,9 @@ def ingest_ticker(
         return result
 
     batch = _fetch_valid(source, ticker, sessions, start, end, result)
-    if batch.empty:
+    if not len(batch):
         return result
-    first, last = batch["date"].iat[0], batch["date"].iat[-1]
+    first, last = batch.dates[0], batch.dates[-1]
     if recent and first >= min(recent):  # the nightly case: one query served both purposes
         stored = {d: values for d, values in recent.items() if first <= d <= last}
     else:
@@ -143,9 +146,9 @@ def ingest_ticker(
 
     changed = _changed_rows(batch, overlap)
     write_prices(conn, ticker, changed, source.name, now, fresh=stored_last is None)
-    result.new_rows = sum(1 for d in changed["date"] if d not in stored)
+    result.new_rows = sum(1 for d in changed.dates if d not in stored) if stored else len(changed)
     result.updated_rows = len(changed) - result.new_rows
-    result.last_session = max(d for d in (stored_last, batch["date"].iat[-1]) if d is not None)
+    result.last_session = max(d for d in (stored_last, last) if d is not None)
     return result
 
 
@@ -162,21 +165,26 @@ def ingest_many(
 ) -> list[IngestOutcome]:
     """Ingest each ticker in its own transaction; a failing ticker is recorded, the rest go on.
 
-    A ticker that fails rolls back alone, so nothing it had stored before is lost.
+    A ticker that fails rolls back alone, so nothing it had stored before is lost. The
+    stored sessions every ticker is compared with are read up front in one query.
     """
     engine = get_engine(url)
+    now = now or dt.datetime.now(dt.timezone.utc)
     outcomes: list[IngestOutcome] = []
+    valid: list[str] = []
     for raw in tickers:
         try:
-            ticker = normalize_ticker(raw)
+            valid.append(normalize_ticker(raw))
         except NightcastError as exc:
             outcomes.append(IngestOutcome(raw, error=str(exc)))
-            continue
+    with engine.connect() as conn:
+        recents = _recent_many(conn, valid, sessions.last_closed_session(now) - RECENT_SPAN)
+    for ticker in valid:
         try:
             with engine.begin() as conn:
                 result = ingest_ticker(
                     conn, ticker, source, sessions,
-                    history_start=history_start, start=start, end=end, now=now,
+                    history_start=history_start, start=start, end=end, now=now, recent=recents.get(ticker),
                 )  # fmt: skip
         except TickerError as exc:
             log.info("%s", exc)  # the caller reports it; no duplicate line on stderr
@@ -203,25 +211,24 @@ def _fetch_valid(
     start: dt.date,
     end: dt.date,
     result: IngestResult,
-) -> pd.DataFrame:
+) -> Bars:
     frame = source.fetch(ticker, start, end)
     checked = validate(frame, ticker, sessions, origin=frame.attrs.get("origin"))
     result.warnings.extend(checked.warnings)
-    batch = checked.frame
     # Only closed sessions: a source may hand back a bar past `end` (an in-progress one).
-    return batch.loc[np.array([d <= end for d in batch["date"]], dtype=bool)].reset_index(drop=True)
+    return checked.bars.take(checked.bars.dates <= end)
 
 
 Stored = dict[dt.date, tuple[float, ...]]
 
 
 def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | None) -> Stored:
-    """Stored bars of `ticker` with first <= date (<= last): date -> values of _VALUE_COLUMNS.
+    """Stored bars of `ticker` with first <= date (<= last): date -> values of VALUE_COLUMNS.
 
     Plain tuples, not a DataFrame: the nightly compare is ~10 rows, where pandas overhead
     would dominate the whole append.
     """
-    query = sa.select(prices.c.date, *(prices.c[c] for c in _VALUE_COLUMNS)).where(
+    query = sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS)).where(
         prices.c.ticker == ticker, prices.c.date >= first
     )
     if last is not None:
@@ -232,13 +239,36 @@ def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | No
 def _recent(conn: sa.Connection, ticker: str) -> Stored:
     """The newest `OVERLAP_SESSIONS` stored bars: where a nightly fetch starts, and what it
     is compared with."""
-    query = (
-        sa.select(prices.c.date, *(prices.c[c] for c in _VALUE_COLUMNS))
-        .where(prices.c.ticker == ticker)
-        .order_by(prices.c.date.desc())
-        .limit(OVERLAP_SESSIONS)
-    )
-    return {row[0]: tuple(float(v) for v in row[1:]) for row in conn.execute(query)}
+    rows = conn.execute(_RECENT, {"ticker": ticker})
+    return {row[0]: tuple(float(v) for v in row[1:]) for row in rows}
+
+
+def _recent_many(conn: sa.Connection, tickers: Sequence[str], since: dt.date) -> dict[str, Stored]:
+    """`_recent` for many tickers in one query, from the bars stored since `since`.
+
+    A ticker with fewer than `OVERLAP_SESSIONS` bars there (new, or not updated for weeks)
+    is left out, and `ingest_ticker` reads it alone.
+    """
+    found: dict[str, Stored] = {}
+    if tickers:
+        query = sa.select(prices.c.ticker, prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS)).where(
+            prices.c.ticker.in_(tickers), prices.c.date >= since
+        )
+        for ticker, day, *values in conn.execute(query):
+            found.setdefault(ticker, {})[day] = tuple(float(v) for v in values)
+    return {
+        ticker: {day: bars[day] for day in sorted(bars)[-OVERLAP_SESSIONS:]}
+        for ticker, bars in found.items()
+        if len(bars) >= OVERLAP_SESSIONS
+    }
+
+
+_RECENT = (
+    sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS))
+    .where(prices.c.ticker == sa.bindparam("ticker"))
+    .order_by(prices.c.date.desc())
+    .limit(OVERLAP_SESSIONS)
+)
 
 
 def _relative_diff(new: np.ndarray, old: np.ndarray) -> np.ndarray:
@@ -248,17 +278,17 @@ def _relative_diff(new: np.ndarray, old: np.ndarray) -> np.ndarray:
 Overlap = tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]
 
 
-def _overlap(batch: pd.DataFrame, stored: Stored) -> Overlap:
+def _overlap(batch: Bars, stored: Stored) -> Overlap:
     """(positions in batch, new values, old values, dates) of the dates present in both."""
-    dates = list(batch["date"])
-    positions = np.array([i for i, d in enumerate(dates) if d in stored], dtype=np.int64)
-    common = [dates[i] for i in positions]
-    new = np.column_stack([batch[c].to_numpy(dtype="float64") for c in _VALUE_COLUMNS])[positions]
-    old = np.array([stored[d] for d in common], dtype="float64").reshape(len(common), len(_VALUE_COLUMNS))
-    return positions, new, old, common
+    positions = np.array(
+        [i for i, d in enumerate(batch.dates) if d in stored] if stored else [], dtype=np.int64
+    )
+    common = list(batch.dates[positions])
+    old = np.array([stored[d] for d in common], dtype="float64").reshape(len(common), len(VALUE_COLUMNS))
+    return positions, batch.values[positions], old, common
 
 
-_CLOSE, _ADJ = _VALUE_COLUMNS.index("close"), _VALUE_COLUMNS.index("adj_close")
+_CLOSE, _ADJ = VALUE_COLUMNS.index("close"), VALUE_COLUMNS.index("adj_close")
 
 
 def _is_revised(overlap: Overlap) -> bool:
@@ -267,12 +297,12 @@ def _is_revised(overlap: Overlap) -> bool:
     return bool((_relative_diff(new[:, cols], old[:, cols]) > TOLERANCE).any())
 
 
-def _changed_rows(batch: pd.DataFrame, overlap: Overlap) -> pd.DataFrame:
+def _changed_rows(batch: Bars, overlap: Overlap) -> Bars:
     """Rows that are new, or whose values differ from the stored ones (within float noise)."""
     positions, new, old, _ = overlap
     keep = np.ones(len(batch), dtype=bool)
     keep[positions] = ~np.isclose(new, old, rtol=1e-9, atol=0).all(axis=1)
-    return batch.loc[keep]
+    return batch.take(keep)
 
 
 def _reload(
@@ -292,15 +322,15 @@ def _reload(
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
     everything_before = _stored(conn, ticker, first_stored, None)
     full = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
-    if full.empty:
+    if not len(full):
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
 
     _, new, old, common = _overlap(full, everything_before)
-    prices_only = [_VALUE_COLUMNS.index(c) for c in ("open", "high", "low", "close", "adj_close")]
+    prices_only = [VALUE_COLUMNS.index(c) for c in ("open", "high", "low", "close", "adj_close")]
     differs = (_relative_diff(new[:, prices_only], old[:, prices_only]) > TOLERANCE).any(axis=1)
     changed_dates = [d for d, changed in zip(common, differs, strict=True) if changed]
     first_revised, last_revised = min(changed_dates), max(changed_dates)
-    served = set(full["date"])
+    served = set(full.dates)
     lost = sorted(d for d in everything_before if d not in served)
     if lost:
         result.warnings.append(
@@ -343,9 +373,9 @@ def _reload(
         detected_at=now,
         predictions_rescaled=rescaled,
     )
-    result.new_rows = sum(1 for d in full["date"] if d not in everything_before)
+    result.new_rows = sum(1 for d in full.dates if d not in everything_before)
     result.updated_rows = len(changed_dates)
-    result.last_session = full["date"].iat[-1]
+    result.last_session = full.dates[-1]
     log.warning("%s: source history re-based (factor %.6g), reloaded", ticker, factor)
     return result
 
@@ -353,58 +383,44 @@ def _reload(
 # --- writing ----------------------------------------------------------------------------
 
 
-def _records(ticker: str, frame: pd.DataFrame, source: str, now: dt.datetime) -> list[dict[str, Any]]:
-    columns = {c: frame[c].to_numpy() for c in COLUMNS[1:]}
-    volume = np.rint(columns["volume"]).astype(np.int64)
-    return [
-        {
-            "ticker": ticker,
-            "date": day,
-            "open": float(o),
-            "high": float(h),
-            "low": float(lo),
-            "close": float(c),
-            "adj_close": float(a),
-            "volume": int(v),
-            "source": source,
-            "ingested_at": now,
-        }
-        for day, o, h, lo, c, a, v in zip(
-            frame["date"], columns["open"], columns["high"], columns["low"],
-            columns["close"], columns["adj_close"], volume, strict=True,
-        )
-    ]  # fmt: skip
-
-
 def write_prices(
     conn: sa.Connection,
     ticker: str,
-    frame: pd.DataFrame,
+    bars: Bars,
     source: str,
     now: dt.datetime,
     *,
     fresh: bool = False,
 ) -> int:
-    """Write bars on (ticker, date). `fresh` = the ticker has no stored rows (new, or just
-    deleted for a reload), so no conflict is possible and large batches go straight in."""
-    rows = _records(ticker, frame, source, now)
-    return write_price_rows(conn, rows, fresh=fresh)
-
-
-def write_price_rows(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> int:
-    """Set-based write of `prices` rows.
+    """Set-based write of bars on (ticker, date).
 
     Nightly sizes go through `job.db.upsert` (multi-row VALUES ... ON CONFLICT). Large
-    batches skip SQLAlchemy's per-value compilation, which tops out near 10k rows/s:
-    PostgreSQL uses COPY (straight into `prices` when `fresh`, else into a temporary table
-    followed by INSERT ... SELECT ... ON CONFLICT); SQLite uses one prepared statement and
-    the driver's executemany.
+    batches skip SQLAlchemy's per-value handling, which tops out near 10k rows/s:
+    PostgreSQL takes a binary COPY built from the arrays in one go (straight into `prices`
+    when `fresh`, i.e. the ticker has no stored rows, else into a temporary table followed
+    by INSERT ... SELECT ... ON CONFLICT); SQLite takes one prepared statement and the
+    driver's executemany.
     """
-    if len(rows) < BULK_THRESHOLD:
-        return upsert(conn, prices, rows)
+    if len(bars) < BULK_THRESHOLD:
+        return upsert(conn, prices, _records(ticker, bars, source, now))
     if conn.dialect.name == "postgresql":
-        return _copy_postgresql(conn, rows, fresh=fresh)
-    return _executemany_sqlite(conn, rows, fresh=fresh)
+        return _copy_postgresql(conn, ticker, bars, source, now, fresh=fresh)
+    return _executemany_sqlite(conn, ticker, bars, source, now, fresh=fresh)
+
+
+def _rows(bars: Bars) -> Iterable[tuple[dt.date, float, float, float, float, float, int]]:
+    """(date, open, high, low, close, adj_close, volume) as Python values; volume is a count."""
+    volume = np.rint(bars.column("volume")).astype(np.int64).tolist()
+    for day, (o, h, lo, c, a, _), v in zip(bars.dates, bars.values.tolist(), volume, strict=True):
+        yield day, o, h, lo, c, a, v
+
+
+def _records(ticker: str, bars: Bars, source: str, now: dt.datetime) -> list[dict[str, Any]]:
+    return [
+        {"ticker": ticker, "date": day, "open": o, "high": h, "low": lo, "close": c, "adj_close": a,
+         "volume": v, "source": source, "ingested_at": now}
+        for day, o, h, lo, c, a, v in _rows(bars)
+    ]  # fmt: skip
 
 
 _PRICE_FIELDS = (
@@ -431,28 +447,64 @@ def _bind(conn: sa.Connection, column: str) -> Any:
     return impl.bind_processor(conn.dialect) or (lambda value: value)
 
 
-def _executemany_sqlite(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool) -> int:
+def _executemany_sqlite(
+    conn: sa.Connection, ticker: str, bars: Bars, source: str, now: dt.datetime, *, fresh: bool
+) -> int:
     placeholders = ", ".join("?" for _ in _PRICE_FIELDS)
     sql = f"INSERT INTO prices ({_COLUMN_LIST}) VALUES ({placeholders})" + (
         "" if fresh else f" {_ON_CONFLICT}"
     )
     # Same text SQLAlchemy would store for DATE / DATETIME columns on SQLite.
     to_date = _bind(conn, "date")
-    to_stamp = _bind(conn, "ingested_at")
-    stamp = to_stamp(rows[0]["ingested_at"])
+    stamp = _bind(conn, "ingested_at")(now)
     params = [
-        (
-            r["ticker"], to_date(r["date"]), r["open"], r["high"], r["low"], r["close"],
-            r["adj_close"], r["volume"], r["source"],
-            stamp if r["ingested_at"] is rows[0]["ingested_at"] else to_stamp(r["ingested_at"]),
-        )
-        for r in rows
-    ]  # fmt: skip
+        (ticker, to_date(day), o, h, lo, c, a, v, source, stamp) for day, o, h, lo, c, a, v in _rows(bars)
+    ]
     conn.exec_driver_sql(sql, params)
-    return len(rows)
+    return len(params)
 
 
-def _copy_postgresql(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fresh: bool) -> int:
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_PG_EPOCH_DAY = _PG_EPOCH.date().toordinal()
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def _copy_binary(ticker: str, bars: Bars, source: str, now: dt.datetime) -> bytes:
+    """The bars in PostgreSQL's binary COPY format, built by numpy for all rows at once.
+
+    Every field of a row has a fixed width within one batch (ticker and source are the same
+    on every row), so a row is one record of a packed big-endian numpy dtype: the field
+    count, then (byte length, value) per column in `_PRICE_FIELDS` order. Dates count days
+    and timestamps microseconds from 2000-01-01, as the format defines.
+    """
+    name, origin = ticker.encode(), source.encode()
+    kinds = {"ticker": f"S{len(name)}", "date": ">i4", "volume": ">i8", "source": f"S{len(origin)}",
+             "ingested_at": ">i8"}  # fmt: skip
+    layout = np.dtype(
+        [("fields", ">i2")]
+        + [
+            part
+            for column in _PRICE_FIELDS
+            for part in ((f"{column}_n", ">i4"), (column, kinds.get(column, ">f8")))
+        ]
+    )
+    rows = np.empty(len(bars), dtype=layout)
+    rows["fields"] = len(_PRICE_FIELDS)
+    for column in _PRICE_FIELDS:
+        rows[f"{column}_n"] = layout.fields[column][0].itemsize
+    rows["ticker"], rows["source"] = name, origin
+    rows["date"] = np.fromiter(map(dt.date.toordinal, bars.dates), np.int64, len(bars)) - _PG_EPOCH_DAY
+    for column in VALUE_COLUMNS:
+        rows[column] = bars.column(column)
+    rows["volume"] = np.rint(bars.column("volume"))  # a count, like the other write paths
+    rows["ingested_at"] = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+def _copy_postgresql(
+    conn: sa.Connection, ticker: str, bars: Bars, source: str, now: dt.datetime, *, fresh: bool
+) -> int:
     target = "prices"
     if not fresh:
         conn.exec_driver_sql(
@@ -462,15 +514,14 @@ def _copy_postgresql(conn: sa.Connection, rows: Sequence[dict[str, Any]], *, fre
         conn.exec_driver_sql("TRUNCATE _prices_load")
         target = "_prices_load"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {target} ({_COLUMN_LIST}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row(tuple(r[name] for name in _PRICE_FIELDS))
+    with cursor.copy(f"COPY {target} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(_copy_binary(ticker, bars, source, now))
     if not fresh:
         conn.exec_driver_sql(
             f"INSERT INTO prices ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM _prices_load {_ON_CONFLICT}"
         )
         conn.exec_driver_sql("TRUNCATE _prices_load")
-    return len(rows)
+    return len(bars)
 
 
 # --- command line -----------------------------------------------------------------------

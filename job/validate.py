@@ -29,7 +29,7 @@ import pandas as pd
 
 from job.calendar import Sessions
 from job.errors import TickerError
-from job.sources.base import COLUMNS
+from job.sources.base import COLUMNS, VALUE_COLUMNS, Bars
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 
@@ -75,8 +75,12 @@ class ValidationError(TickerError):
 class Validated:
     """The batch ready to write (High/Low repaired) and the warnings about it."""
 
-    frame: pd.DataFrame
+    bars: Bars
     warnings: list[str] = field(default_factory=list)
+
+
+def _label(day: object) -> str:
+    return day.isoformat() if isinstance(day, dt.date) else repr(day)
 
 
 def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: str | None = None) -> Validated:
@@ -84,18 +88,20 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValidationError(ticker, [Problem(ticker, "-", MISSING_COLUMN, ", ".join(missing))], origin)
-    frame = frame.loc[:, list(COLUMNS)].reset_index(drop=True)
-    if frame.empty:
-        return Validated(frame)
+    dates = np.asarray(frame["date"].to_numpy(), dtype=object)
+    values = np.column_stack([frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VALUE_COLUMNS])
+    if not len(dates):
+        return Validated(Bars(dates, values))
     problems: list[Problem] = []
-    dates = list(frame["date"])
-    labels = [d.isoformat() if isinstance(d, dt.date) else repr(d) for d in dates]
 
-    is_date = np.array([isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in dates])
+    if set(map(type, dates)) == {dt.date}:  # every source's normal case, at C speed
+        is_date = np.ones(len(dates), dtype=bool)
+    else:
+        is_date = np.array([isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in dates])
     for i in np.flatnonzero(~is_date):
-        problems.append(Problem(ticker, f"row {i + 1}", UNPARSEABLE_DATE, labels[i]))
+        problems.append(Problem(ticker, f"row {i + 1}", UNPARSEABLE_DATE, _label(dates[i])))
 
-    good = [d for d, ok in zip(dates, is_date, strict=True) if ok]
+    good = list(dates[is_date])
     if good:
         unique = set(good)
         if len(unique) != len(good):
@@ -106,30 +112,28 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         for day in sorted(unique - valid):
             problems.append(Problem(ticker, day.isoformat(), NOT_A_SESSION, f"{sessions.name} is closed"))
 
-    values = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in COLUMNS[1:]}
-    for column, array in values.items():
-        for i in np.flatnonzero(np.isnan(array)):
-            problems.append(Problem(ticker, labels[i], MISSING_VALUE, column))
-    for column in PRICE_COLUMNS:
-        array = values[column]
-        for i in np.flatnonzero(array <= 0):
-            problems.append(Problem(ticker, labels[i], NON_POSITIVE_PRICE, f"{column}={array[i]:g}"))
-    for i in np.flatnonzero(values["volume"] < 0):
-        problems.append(Problem(ticker, labels[i], NEGATIVE_VOLUME, f"volume={values['volume'][i]:g}"))
+    for i, j in zip(*np.nonzero(np.isnan(values)), strict=True):
+        problems.append(Problem(ticker, _label(dates[i]), MISSING_VALUE, VALUE_COLUMNS[j]))
+    for i, j in zip(*np.nonzero(values[:, : len(PRICE_COLUMNS)] <= 0), strict=True):
+        detail = f"{PRICE_COLUMNS[j]}={values[i, j]:g}"
+        problems.append(Problem(ticker, _label(dates[i]), NON_POSITIVE_PRICE, detail))
+    volume = values[:, VALUE_COLUMNS.index("volume")]
+    for i in np.flatnonzero(volume < 0):
+        problems.append(Problem(ticker, _label(dates[i]), NEGATIVE_VOLUME, f"volume={volume[i]:g}"))
     if problems:
         raise ValidationError(ticker, problems, origin)
 
     warnings: list[str] = []
-    o, h, l, c = values["open"], values["high"], values["low"], values["close"]  # noqa: E741
+    o, h, l, c = (values[:, VALUE_COLUMNS.index(name)] for name in ("open", "high", "low", "close"))  # noqa: E741
     top, bottom = np.maximum(o, c), np.minimum(o, c)
     for i in np.flatnonzero(h < top):
         warnings.append(
-            str(Problem(ticker, labels[i], HIGH_BELOW_BODY, f"high {h[i]:g} raised to {top[i]:g}"))
+            str(Problem(ticker, _label(dates[i]), HIGH_BELOW_BODY, f"high {h[i]:g} raised to {top[i]:g}"))
         )
     for i in np.flatnonzero(l > bottom):
         warnings.append(
-            str(Problem(ticker, labels[i], LOW_ABOVE_BODY, f"low {l[i]:g} lowered to {bottom[i]:g}"))
+            str(Problem(ticker, _label(dates[i]), LOW_ABOVE_BODY, f"low {l[i]:g} lowered to {bottom[i]:g}"))
         )
     if warnings:
-        frame = frame.assign(high=np.maximum(h, top), low=np.minimum(l, bottom))
-    return Validated(frame, warnings)
+        h[:], l[:] = np.maximum(h, top), np.minimum(l, bottom)
+    return Validated(Bars(dates, values), warnings)

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from job.calendar import get_sessions
 from job.db import get_engine, model_versions, predictions, price_revisions, prices
 from job.errors import TickerError
-from job.ingest import OVERLAP_SESSIONS, ingest_many, ingest_ticker
+from job.ingest import BULK_THRESHOLD, OVERLAP_SESSIONS, ingest_many, ingest_ticker, write_prices
 from job.sources import CsvSource, SampleSource
 from job.sources.base import finish
+from job.validate import validate
 
 XNYS = get_sessions("XNYS")
 UTC = dt.timezone.utc
@@ -110,6 +111,26 @@ def test_ingest_ticker_works_inside_the_callers_transaction(migrated_url: str) -
         assert result.new_rows == 2541
         transaction.rollback()
     assert stored(migrated_url).empty
+
+
+def test_bulk_writes_store_exactly_what_the_row_upsert_stores(migrated_url: str) -> None:
+    """COPY (PostgreSQL) and executemany (SQLite) skip SQLAlchemy's type handling, so they
+    must agree with it to the bit: dates, doubles, integer volumes, timestamps."""
+    bars = validate(tsla(), "TSLA", XNYS).bars
+    assert len(bars) >= BULK_THRESHOLD
+    stamp = dt.datetime(2020, 7, 31, 22, 30, 15, 123456, tzinfo=UTC)
+    with get_engine(migrated_url).begin() as conn:
+        write_prices(conn, "FRESH", bars, "csv", stamp, fresh=True)
+        write_prices(conn, "MERGED", bars.take(slice(0, 10)), "csv", stamp)
+        write_prices(conn, "MERGED", bars, "csv", stamp)  # conflicts on the first 10
+        for start in range(0, len(bars), BULK_THRESHOLD - 1):
+            write_prices(conn, "ROWS", bars.take(slice(start, start + BULK_THRESHOLD - 1)), "csv", stamp)
+    reference = stored(migrated_url, "ROWS").drop(columns="ticker")
+    assert (
+        len(reference) == len(bars) and reference["ingested_at"].map(lambda t: t.microsecond).eq(123456).all()
+    )
+    for ticker in ("FRESH", "MERGED"):
+        pd.testing.assert_frame_equal(stored(migrated_url, ticker).drop(columns="ticker"), reference)
 
 
 def bad_csv_dir(tmp_path: Path) -> Path:

@@ -36,7 +36,7 @@ def bars(**changes: list[object]) -> pd.DataFrame:
 def test_the_real_series_is_clean() -> None:
     frame = SampleSource().fetch("TSLA", dt.date(2010, 1, 1), dt.date(2020, 12, 31))
     checked = validate(frame, "TSLA", XNYS)
-    assert checked.warnings == [] and len(checked.frame) == 2541
+    assert checked.warnings == [] and len(checked.bars) == 2541
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,6 @@ def test_ohlc_inconsistencies_are_repaired_and_reported() -> None:
         "X 2020-07-30: high below open/close (high 11.2 raised to 11.5)",
         "X 2020-07-31: low above open/close (low 12.1 lowered to 12)",
     ]
-    assert checked.frame["high"].tolist() == [11.0, 11.5, 13.0]
-    assert checked.frame["low"].tolist() == [9.0, 10.0, 12.0]
-    assert checked.frame["close"].tolist() == [10.5, 11.5, 12.5], "the close is never touched"
+    assert checked.bars.column("high").tolist() == [11.0, 11.5, 13.0]
+    assert checked.bars.column("low").tolist() == [9.0, 10.0, 12.0]
+    assert checked.bars.column("close").tolist() == [10.5, 11.5, 12.5], "the close is never touched"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -10,6 +11,9 @@ import pandas as pd
 
 #: The normalized frame every source returns, in this order, ascending by date.
 COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
+
+#: The numeric columns, in the order of `Bars.values`.
+VALUE_COLUMNS = COLUMNS[1:]
 
 #: Yahoo's column names (CSV header and yfinance frames) mapped to ours.
 YAHOO_COLUMNS = {
@@ -36,6 +40,30 @@ class PriceSource(Protocol):
     name: str
 
     def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Bars:
+    """A validated batch as plain arrays: what ingest compares and writes.
+
+    The nightly append handles about one bar per ticker for hundreds of tickers; at that
+    size each pandas indexing call (tens of microseconds) costs more than the bar itself,
+    so once validated a batch leaves pandas. `dates` holds `datetime.date` ascending;
+    `values` is float64 with one column per `VALUE_COLUMNS` entry.
+    """
+
+    dates: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, VALUE_COLUMNS.index(name)]
+
+    def take(self, rows: np.ndarray | slice) -> Bars:
+        """The bars at `rows` (a boolean mask, positions or a slice)."""
+        return Bars(self.dates[rows], self.values[rows])
 
 
 def empty_frame() -> pd.DataFrame:
@@ -67,7 +95,7 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         columns[column] = values
     dates = columns["date"]
-    if all(isinstance(d, dt.date) for d in dates):
+    if set(map(type, dates)) <= {dt.date}:  # the usual case, at C speed; datetimes go below
         keep = ((dates >= start) & (dates <= end)).astype(bool)
         out = pd.DataFrame({c: v[keep] for c, v in columns.items()})
         if not out["date"].is_monotonic_increasing:
