@@ -3,10 +3,11 @@
     python bench/ingest.py                      # 500 tickers x 5000 sessions
     python bench/ingest.py --tickers 50 --sessions 1000 --only sqlite
 
-Prices are synthetic random walks on real XNYS sessions, served by an in-memory source,
-so the figures are ingest itself (validate, compare with what is stored, write), not a
-network. Targets: >= 100,000 rows/s cold load; the nightly append of one session for all
-tickers under 1 s. PostgreSQL: a temporary schema in NIGHTCAST_BENCH_PG_URL (default
+Prices are synthetic random walks on real XNYS sessions, served by an in-memory source
+whose frames are already in normal form, so the figures are ingest itself (validate,
+compare with what is stored, write), not a network or a parser. Targets: >= 100,000
+rows/s cold load; the nightly append of one session for all tickers under 1 s.
+PostgreSQL: a temporary schema in NIGHTCAST_BENCH_PG_URL (default
 postgresql+psycopg://postgres@127.0.0.1:5432/test), dropped afterwards.
 """
 
@@ -109,7 +110,7 @@ def bench(kind: str, n_tickers: int, n_sessions: int) -> None:
         assert new == n_tickers and all(o.ok for o in outcomes)
         print(
             f"{kind:10} nightly append {new:>9,} rows in {append:7.3f} s "
-            f"({append / n_tickers * 1000:.2f} ms per ticker, fetch+validate+compare+write, own transaction)"
+            f"({append / n_tickers * 1000:.2f} ms per ticker; each fetched, validated, compared; one write)"
         )
         with get_engine(url).connect() as conn:
             total = conn.scalar(sa.select(sa.func.count()).select_from(prices))

@@ -280,13 +280,14 @@ def ingest(
         ),
     ] = None,
     database_url: DatabaseUrl = None,
+    wait: Wait = False,
 ) -> None:
     """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
     from job.ingest import run_ingest
 
     first, last = parse_range(start, end)
     settings = _cycle_settings(database_url, tickers, source, csv)
-    outcomes = run_ingest(settings, start=first, end=last)
+    outcomes = run_ingest(settings, start=first, end=last, wait=wait)
     for outcome in outcomes:
         if outcome.result is not None:
             typer.echo(outcome.result.summary())

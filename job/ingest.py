@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,46 +111,27 @@ def ingest_ticker(
     start: dt.date | None = None,
     end: dt.date | None = None,
     now: dt.datetime | None = None,
-    recent: Stored | None = None,
 ) -> IngestResult:
     """Bring one ticker's stored prices up to `end` (default: the last closed session).
 
     Runs inside the caller's transaction and never commits: the nightly pipeline wraps a
     ticker's ingest, training and predictions in one transaction. A new ticker is fetched
     from `history_start`; a stored one from its last `OVERLAP_SESSIONS` sessions (or from
-    `start` if given); `recent` are those sessions when the caller has read them already.
-    Raises `TickerError` for anything wrong with this ticker's data.
+    `start` if given). Raises `TickerError` for anything wrong with this ticker's data.
     """
-    ticker = normalize_ticker(ticker)
     now = now or dt.datetime.now(dt.timezone.utc)
-    last_closed = sessions.last_closed_session(now)
-    end = min(end, last_closed) if end else last_closed
-    if recent is None:
-        recent = _recent(conn, ticker)
-    stored_last = max(recent, default=None)
-    if start is None:
-        start = min(recent, default=history_start)
-    result = IngestResult(ticker, last_session=stored_last)
-    if start > end:
-        return result
-
-    batch = _fetch_valid(source, ticker, sessions, start, end, result)
-    if not len(batch):
-        return result
-    first, last = batch.dates[0], batch.dates[-1]
-    if recent and first >= min(recent):  # the nightly case: one query served both purposes
-        stored = {d: values for d, values in recent.items() if first <= d <= last}
-    else:
-        stored = _stored(conn, ticker, first, last)
-    overlap = _overlap(batch, stored)
-    if _is_revised(overlap):
-        return _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result)
-
-    changed = _changed_rows(batch, overlap)
-    write_prices(conn, ticker, changed, source.name, now, fresh=stored_last is None)
-    result.new_rows = sum(1 for d in changed.dates if d not in stored) if stored else len(changed)
-    result.updated_rows = len(changed) - result.new_rows
-    result.last_session = max(d for d in (stored_last, last) if d is not None)
+    result, pending = _prepare(
+        conn,
+        normalize_ticker(ticker),
+        source,
+        sessions,
+        history_start=history_start,
+        start=start,
+        end=end,
+        now=now,
+    )
+    if pending:
+        write_prices(conn, pending.ticker, pending.bars, source.name, now, fresh=pending.fresh)
     return result
 
 
@@ -163,45 +146,140 @@ def ingest_many(
     end: dt.date | None = None,
     now: dt.datetime | None = None,
 ) -> list[IngestOutcome]:
-    """Ingest each ticker in its own transaction; a failing ticker is recorded, the rest go on.
+    """Ingest many tickers; a failing ticker is recorded, the rest go on. Outcomes in input order.
 
-    A ticker that fails rolls back alone, so nothing it had stored before is lost. The
-    stored sessions every ticker is compared with are read up front in one query.
+    Each ticker is fetched, validated and compared in its own transaction, which also takes
+    its large writes (a first load, a reload after a revision), so a ticker that fails rolls
+    back alone and nothing stored before is lost. The small appends of a night (a few bars
+    per ticker, already validated and compared) are then written together in one set-based
+    statement: per-ticker commits would cost more than everything else in a night. Each
+    ticker's bars still land whole or not at all; a database error there stops the command
+    with none of them written, and a rerun appends them. Stored sessions are read for all
+    tickers in one query.
     """
     engine = get_engine(url)
     now = now or dt.datetime.now(dt.timezone.utc)
-    outcomes: list[IngestOutcome] = []
-    valid: list[str] = []
+    names: list[str | None] = []
+    slots: list[IngestOutcome | None] = []
     for raw in tickers:
         try:
-            valid.append(normalize_ticker(raw))
+            names.append(normalize_ticker(raw))
+            slots.append(None)
         except NightcastError as exc:
-            outcomes.append(IngestOutcome(raw, error=str(exc)))
+            names.append(None)
+            slots.append(IngestOutcome(raw, error=str(exc)))
+    appends: dict[int, tuple[IngestResult, _Pending]] = {}
+    # One connection. A transaction begins only when a statement runs (in the nightly case
+    # none does per ticker), and each ticker ends with its own commit or rollback.
     with engine.connect() as conn:
+        valid = [name for name in names if name is not None]
         recents = _recent_many(conn, valid, sessions.last_closed_session(now) - RECENT_SPAN)
-    for ticker in valid:
-        try:
-            with engine.begin() as conn:
-                result = ingest_ticker(
-                    conn, ticker, source, sessions,
-                    history_start=history_start, start=start, end=end, now=now, recent=recents.get(ticker),
+        conn.rollback()
+
+        def ingest_one(position: int, ticker: str) -> IngestResult | None:
+            try:
+                result, pending = _prepare(
+                    conn, ticker, source, sessions, history_start=history_start, start=start, end=end,
+                    now=now, recent=recents.get(ticker),
                 )  # fmt: skip
-        except TickerError as exc:
-            log.info("%s", exc)  # the caller reports it; no duplicate line on stderr
-            outcomes.append(IngestOutcome(ticker, error=str(exc)))
-        except NightcastError as exc:
-            outcomes.append(IngestOutcome(ticker, error=f"{ticker}: {exc}"))
-        except sa.exc.OperationalError:
-            raise  # the database itself is gone: no other ticker can succeed either
-        except Exception as exc:  # a bug or an unforeseen source failure must not stop the night
-            log.exception("%s: unexpected failure", ticker)
-            outcomes.append(IngestOutcome(ticker, error=f"{ticker}: unexpected {type(exc).__name__}: {exc}"))
-        else:
-            outcomes.append(IngestOutcome(ticker, result=result))
-    return outcomes
+                if pending and len(pending.bars) < BULK_THRESHOLD:
+                    appends[position] = (result, pending)
+                elif pending:
+                    write_prices(conn, ticker, pending.bars, source.name, now, fresh=pending.fresh)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            return None if position in appends else result
+
+        for position, ticker in enumerate(names):
+            if ticker is not None:
+                slots[position] = _outcome(ticker, partial(ingest_one, position, ticker))
+        if appends:
+            rows = [row for _, p in appends.values() for row in _records(p.ticker, p.bars, source.name, now)]
+            upsert(conn, prices, rows)
+            conn.commit()
+    for position, (result, _) in appends.items():
+        slots[position] = IngestOutcome(result.ticker, result=result)
+    return [slot for slot in slots if slot is not None]
+
+
+def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutcome | None:
+    """Run one ticker's step; its failure becomes that ticker's outcome. None: deferred."""
+    try:
+        result = step()
+    except TickerError as exc:
+        log.info("%s", exc)  # the caller reports it; no duplicate line on stderr
+        return IngestOutcome(ticker, error=str(exc))
+    except NightcastError as exc:
+        return IngestOutcome(ticker, error=f"{ticker}: {exc}")
+    except sa.exc.OperationalError:
+        raise  # the database itself is gone: no other ticker can succeed either
+    except Exception as exc:  # a bug or an unforeseen source failure must not stop the night
+        log.exception("%s: unexpected failure", ticker)
+        return IngestOutcome(ticker, error=f"{ticker}: unexpected {type(exc).__name__}: {exc}")
+    return None if result is None else IngestOutcome(ticker, result=result)
 
 
 # --- steps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """Bars of one ticker still to be written."""
+
+    ticker: str
+    bars: Bars
+    fresh: bool  # the ticker has no stored rows, so nothing can conflict
+
+
+def _prepare(
+    conn: sa.Connection,
+    ticker: str,
+    source: PriceSource,
+    sessions: Sessions,
+    *,
+    history_start: dt.date,
+    start: dt.date | None,
+    end: dt.date | None,
+    now: dt.datetime,
+    recent: Stored | None = None,
+) -> tuple[IngestResult, _Pending | None]:
+    """Fetch, validate and compare; the result as it will be once the pending bars are
+    written (None: nothing to write). A re-based history is reloaded here and then, in
+    `conn`; nothing else is written. `recent`: the ticker's last stored sessions, if the
+    caller read them already.
+    """
+    last_closed = sessions.last_closed_session(now)
+    end = min(end, last_closed) if end else last_closed
+    if recent is None:
+        recent = _recent(conn, ticker)
+    stored_last = max(recent, default=None)
+    if start is None:
+        start = min(recent, default=history_start)
+    result = IngestResult(ticker, last_session=stored_last)
+    if start > end:
+        return result, None
+
+    batch = _fetch_valid(source, ticker, sessions, start, end, result)
+    if not len(batch):
+        return result, None
+    first, last = batch.dates[0], batch.dates[-1]
+    if not recent:  # nothing stored at all
+        stored: Stored = {}
+    elif first >= min(recent):  # the nightly case: one query served both purposes
+        stored = {d: values for d, values in recent.items() if first <= d <= last}
+    else:
+        stored = _stored(conn, ticker, first, last)
+    overlap = _overlap(batch, stored)
+    if _is_revised(overlap):
+        return _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result), None
+
+    changed = _changed_rows(batch, overlap)
+    result.new_rows = sum(1 for d in changed.dates if d not in stored) if stored else len(changed)
+    result.updated_rows = len(changed) - result.new_rows
+    result.last_session = max(d for d in (stored_last, last) if d is not None)
+    return result, _Pending(ticker, changed, fresh=stored_last is None) if len(changed) else None
 
 
 def _fetch_valid(
@@ -454,14 +532,20 @@ def _executemany_sqlite(
     sql = f"INSERT INTO prices ({_COLUMN_LIST}) VALUES ({placeholders})" + (
         "" if fresh else f" {_ON_CONFLICT}"
     )
-    # Same text SQLAlchemy would store for DATE / DATETIME columns on SQLite.
-    to_date = _bind(conn, "date")
+    # Whole columns at once (zip and tolist run in C). Dates as ISO text and the stamp as
+    # SQLAlchemy's own rendering: what the row upsert stores on SQLite.
+    n = len(bars)
+    columns = [bars.values[:, i].tolist() for i in range(len(VALUE_COLUMNS) - 1)]
+    volume = np.rint(bars.column("volume")).astype(np.int64).tolist()
     stamp = _bind(conn, "ingested_at")(now)
-    params = [
-        (ticker, to_date(day), o, h, lo, c, a, v, source, stamp) for day, o, h, lo, c, a, v in _rows(bars)
-    ]
-    conn.exec_driver_sql(sql, params)
-    return len(params)
+    days = map(dt.date.isoformat, bars.dates)
+    conn.exec_driver_sql(
+        sql,
+        list(
+            zip(repeat(ticker, n), days, *columns, volume, repeat(source, n), repeat(stamp, n), strict=True)
+        ),
+    )
+    return n
 
 
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -527,21 +611,26 @@ def _copy_postgresql(
 # --- command line -----------------------------------------------------------------------
 
 
-def run_ingest(settings: Settings, *, start: dt.date | None, end: dt.date | None) -> list[IngestOutcome]:
-    """What `nightcast ingest` does once options are parsed: checks, then `ingest_many`."""
+def run_ingest(
+    settings: Settings, *, start: dt.date | None, end: dt.date | None, wait: bool = False
+) -> list[IngestOutcome]:
+    """What `nightcast ingest` does once options are parsed: checks, then `ingest_many`
+    under the cycle lock, so that it never interleaves its writes with a running cycle."""
     from job.calendar import get_sessions
     from job.db.migrate import require_current
+    from job.lock import cycle_lock
     from job.sources import source_for
 
     require_current(settings.database_url)
     sessions = get_sessions(settings.calendar)
     source = source_for(settings)
-    return ingest_many(
-        settings.database_url,
-        settings.tickers,
-        source,
-        sessions,
-        history_start=settings.history_start,
-        start=start,
-        end=end,
-    )
+    with cycle_lock(settings.database_url, wait=wait):
+        return ingest_many(
+            settings.database_url,
+            settings.tickers,
+            source,
+            sessions,
+            history_start=settings.history_start,
+            start=start,
+            end=end,
+        )

@@ -170,6 +170,20 @@ def test_bad_files_fail_their_ticker_and_lose_nothing(migrated_url: str, tmp_pat
     assert len(stored(migrated_url, "GOOD")) == 2541
 
 
+def test_a_night_lands_every_ticker_and_reports_them_in_the_order_asked(migrated_url: str) -> None:
+    frame = tsla()
+    run(migrated_url, FrameSource({"A": frame.iloc[:-1], "B": frame.iloc[:-1]}), ["A", "B"])
+    tonight = FrameSource({"A": frame, "B": frame, "NEW": frame})
+    got = run(migrated_url, tonight, ["B", "no way", "NEW", "GONE", "A"])
+    assert list(got) == ["B", "no way", "NEW", "GONE", "A"]
+    assert (got["A"].new_rows, got["B"].new_rows, got["NEW"].new_rows) == (1, 1, 2541)
+    assert got["GONE"] == "GONE: unknown or delisted ticker"
+    for ticker in ("A", "B", "NEW"):
+        assert stored(migrated_url, ticker)["date"].tolist() == frame["date"].tolist()
+    again = run(migrated_url, tonight, ["A", "B", "NEW"])
+    assert [(r.new_rows, r.updated_rows) for r in again.values()] == [(0, 0)] * 3
+
+
 def test_a_3_for_1_split_reloads_history_and_rescales_predictions(migrated_url: str) -> None:
     engine = get_engine(migrated_url)
     original = tsla()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from job.cli import main
+from job.lock import cycle_lock
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 
@@ -59,3 +60,14 @@ def test_bad_options_are_one_line_naming_the_option(
 def test_an_unmigrated_database_is_refused(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", "--database-url", db_url, "--source", "sample"]) == 1
     assert "run `nightcast migrate` first" in capsys.readouterr().err
+
+
+def test_ingest_does_not_write_while_a_cycle_runs(
+    migrated_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]
+    with cycle_lock(migrated_url, wait=False):
+        assert main(args) == 1
+    assert "another nightcast cycle is running" in capsys.readouterr().err
+    assert main(["status", "--database-url", migrated_url]) == 0
+    assert "TSLA" not in capsys.readouterr().out

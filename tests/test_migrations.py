@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -81,3 +82,45 @@ def test_the_alembic_command_line_works_from_the_repository(db_url: str) -> None
     assert current_revision(db_url) == head_revision(db_url)
     alembic("downgrade", "base")
     assert current_revision(db_url) is None
+
+
+def test_0003_keys_sqlite_prices_by_ticker_and_date_and_keeps_every_row(db_url: str) -> None:
+    engine = get_engine(db_url)
+
+    def migrate(step: Callable[..., None], revision: str) -> None:
+        with engine.begin() as conn:
+            config = alembic_config(db_url)
+            config.attributes["connection"] = conn
+            step(config, revision)
+
+    def table_sql() -> str:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT sql FROM sqlite_master WHERE name = 'prices'"))
+
+    def closes() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT ticker, actual_close FROM prediction_errors")).all()
+
+    migrate(command.upgrade, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO prices VALUES ('TSLA', '2020-07-31', 1, 2, 0.5, 200, 200, 10, 'csv',"
+                " '2020-08-01 00:00:00+00:00')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (ticker, target_date, model, as_of_date, predicted_close,"
+                " created_at) VALUES ('TSLA', '2020-07-31', 'naive', '2020-07-30', 190,"
+                " '2020-07-31 00:00:00+00:00')"
+            )
+        )
+    migrate(command.upgrade, "head")
+    assert closes() == [("TSLA", 200)], "rows and the views that read them survive"
+    if engine.dialect.name == "sqlite":
+        assert table_sql().rstrip().endswith("WITHOUT ROWID")
+    migrate(command.downgrade, "0002")
+    assert closes() == [("TSLA", 200)]
+    if engine.dialect.name == "sqlite":
+        assert "WITHOUT ROWID" not in table_sql()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from job.errors import NightcastError, TickerError
 from job.sources import COLUMNS, CsvSource, PriceSource, SampleSource, make_source
+from job.sources.base import finish
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 ALL = (dt.date(1990, 1, 1), dt.date(2030, 1, 1))
@@ -91,3 +93,12 @@ def test_make_source() -> None:
         make_source("csv", Path("/nonexistent/prices.csv"))
     with pytest.raises(NightcastError, match="unknown price source 'ftp'"):
         make_source("ftp", None)
+
+
+def test_finish_keeps_the_range_and_sorts_newest_first_files_stably() -> None:
+    days = [dt.date(2020, 7, d) for d in (31, 30, 30, 29, 28)]  # newest first, one duplicate
+    frame = pd.DataFrame({"date": days, **{c: [1.0, 2.0, 3.0, 4.0, 5.0] for c in COLUMNS[1:]}})
+    out = finish(frame, dt.date(2020, 7, 29), dt.date(2020, 7, 30))
+    assert list(out.columns) == list(COLUMNS)
+    assert out["date"].tolist() == [dt.date(2020, 7, 29), dt.date(2020, 7, 30), dt.date(2020, 7, 30)]
+    assert out["close"].tolist() == [4.0, 2.0, 3.0], "duplicates keep their file order for validation"

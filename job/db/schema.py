@@ -35,6 +35,7 @@ prices = sa.Table(
     sa.Column("volume", sa.BigInteger, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("ingested_at", Stamp, nullable=False),
+    sqlite_with_rowid=False,  # one B-tree keyed by (ticker, date); see migration 0003
 )
 
 job_runs = sa.Table(

@@ -89,18 +89,25 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     dates stay visible too.
     """
     columns: dict[str, np.ndarray] = {"date": np.asarray(frame["date"].to_numpy(), dtype=object)}
+    converted = 0
     for column in COLUMNS[1:]:
         values = frame[column].to_numpy()
         if values.dtype != np.float64:  # text from a CSV, ints, pandas NA: NaN if not a number
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            converted += 1
         columns[column] = values
     dates = columns["date"]
     if set(map(type, dates)) <= {dt.date}:  # the usual case, at C speed; datetimes go below
+        # numpy, not pandas, for the filter and the order check: a nightly batch is a dozen
+        # rows, where each pandas call would cost more than the rows themselves.
         keep = ((dates >= start) & (dates <= end)).astype(bool)
-        out = pd.DataFrame({c: v[keep] for c, v in columns.items()})
-        if not out["date"].is_monotonic_increasing:
-            out = out.sort_values("date", kind="stable").reset_index(drop=True)
-        return out
+        rows = np.flatnonzero(keep)
+        kept = dates[rows]
+        if not (kept[1:] >= kept[:-1]).all():
+            rows = rows[np.argsort(kept, kind="stable")]
+        elif len(rows) == len(dates) and converted == 0 and list(frame.columns) == list(COLUMNS):
+            return frame  # already in normal form (a cache or an in-memory source): as is
+        return pd.DataFrame({c: v[rows] for c, v in columns.items()}, copy=False)
     keep = np.array([not isinstance(d, dt.date) or start <= d <= end for d in dates], dtype=bool)
     out = pd.DataFrame({c: v[keep] for c, v in columns.items()})
     return out.sort_values("date", kind="stable", key=lambda s: s.map(_sort_key)).reset_index(drop=True)
