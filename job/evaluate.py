@@ -7,8 +7,10 @@ nightcast reports are computed from the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -40,20 +42,39 @@ class ErrorStats:
 
 
 def _matured(
-    conn: sa.Connection, ticker: str, model: str, through: date, limit: int | None = None
+    conn: sa.Connection, ticker: str, model: str, through: date, limit: int
 ) -> tuple[list[date], np.ndarray, np.ndarray]:
     """The newest `limit` matured forecasts of one model up to `through`, oldest first."""
-    query = (
-        sa.select(errors_view.c.target_date, errors_view.c.predicted_close, errors_view.c.actual_close)
-        .where(errors_view.c.ticker == ticker, errors_view.c.model == model)
-        .where(errors_view.c.target_date <= through)
-        .order_by(errors_view.c.target_date.desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    rows = conn.execute(query).all()[::-1]
+    rows = conn.execute(_NEWEST, {"ticker": ticker, "model": model, "through": through, "limit": limit}).all()
+    return _columns(rows[::-1])
+
+
+def _columns(rows: Sequence[sa.Row[Any]]) -> tuple[list[date], np.ndarray, np.ndarray]:
     dates = [_as_date(r[0]) for r in rows]
     return dates, np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
+
+
+# The statements a backfill runs every session, built once with parameters: constructing
+# them per call cost more than running them.
+_view = errors_view
+_OF_MODEL = sa.and_(_view.c.ticker == sa.bindparam("ticker"), _view.c.model == sa.bindparam("model"))
+_UPTO = sa.select(_view.c.target_date, _view.c.predicted_close, _view.c.actual_close).where(
+    _OF_MODEL, _view.c.target_date <= sa.bindparam("through")
+)
+_NEWEST = _UPTO.order_by(_view.c.target_date.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+_FIRST_NEEDED = (  # the `widest`-th newest matured target on or before `last`
+    sa.select(_view.c.target_date)
+    .where(_OF_MODEL, _view.c.target_date <= sa.bindparam("last"))
+    .order_by(_view.c.target_date.desc())
+    .offset(sa.bindparam("skip", type_=sa.Integer))
+    .limit(1)
+    .scalar_subquery()
+)
+_ALL = _UPTO.order_by(_view.c.target_date)
+_SINCE = _ALL.where(sa.or_(_FIRST_NEEDED.is_(None), _view.c.target_date >= _FIRST_NEEDED))
+_LAST_EVALUATED = sa.select(sa.func.max(rolling_metrics.c.date)).where(
+    rolling_metrics.c.ticker == sa.bindparam("ticker")
+)
 
 
 def _as_date(value: date | str) -> date:
@@ -72,9 +93,7 @@ def update_rolling_metrics(
     """
     last = None
     if not recompute:
-        last = conn.execute(
-            sa.select(sa.func.max(rolling_metrics.c.date)).where(rolling_metrics.c.ticker == ticker)
-        ).scalar()
+        last = conn.execute(_LAST_EVALUATED, {"ticker": ticker}).scalar()
     widest = max(windows)
     rows = []
     for model in MODELS:
@@ -108,26 +127,10 @@ def _matured_since(
     One query: the first row needed is found by a subquery (the widest-th newest matured
     target on or before `last`), so a night reads a few dozen rows whatever the history.
     """
-    view = errors_view
-    of_model = sa.and_(view.c.ticker == ticker, view.c.model == model)
-    query = (
-        sa.select(view.c.target_date, view.c.predicted_close, view.c.actual_close)
-        .where(of_model, view.c.target_date <= through)
-        .order_by(view.c.target_date)
-    )
-    if last is not None:
-        first = (
-            sa.select(view.c.target_date)
-            .where(of_model, view.c.target_date <= last)
-            .order_by(view.c.target_date.desc())
-            .offset(widest - 1)
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = query.where(sa.or_(first.is_(None), view.c.target_date >= first))
-    rows = conn.execute(query).all()
-    dates = [_as_date(r[0]) for r in rows]
-    return dates, np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
+    values = {"ticker": ticker, "model": model, "through": through}
+    if last is None:
+        return _columns(conn.execute(_ALL, values).all())
+    return _columns(conn.execute(_SINCE, values | {"last": last, "skip": widest - 1}).all())
 
 
 def skill(conn: sa.Connection, ticker: str, through: date, window: int) -> float | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from job.config import ModelParams
-from job.model import Fit, Forecaster, train, update, windows
+from job.model import Fit, Forecaster, network, train, update, windows
 from job.model.core import shrink_factor
 
 TINY = ModelParams(
@@ -125,6 +126,23 @@ def test_update_uses_a_fixed_number_of_recent_windows(fit: Fit) -> None:
     assert update(fit.forecaster, older, TINY).forecaster.forecast(long) == pytest.approx(
         update(fit.forecaster, long, TINY).forecaster.forecast(long), rel=0, abs=0
     )
+
+
+def test_an_update_chained_on_the_last_one_equals_a_fresh_start_from_its_weights(
+    closes: np.ndarray, fit: Fit
+) -> None:
+    """Chained updates skip reloading weights the network still holds; that must not show."""
+    first = update(fit.forecaster, closes[:-1], TINY).forecaster
+    snapshot = [w.copy() for w in first.weights]
+    network._keras_layout.cache_clear()  # its first call writes marker weights into the network
+    network.to_keras_bytes(first.spec, first.weights)
+    chained = update(first, closes, TINY).forecaster  # starts from the weights still in place
+    train(closes[:-5], TINY)  # the network now holds other weights
+    fresh = update(replace(first, weights=tuple(snapshot)), closes, TINY).forecaster
+    for a, b in zip(chained.weights, fresh.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first.weights, snapshot, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg="weights read out must not move with training")
 
 
 def test_update_keeps_scaling_and_shrink_and_changes_weights(closes: np.ndarray, fit: Fit) -> None:

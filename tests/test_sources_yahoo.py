@@ -34,8 +34,8 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 
 from job.calendar import get_sessions
 from job.errors import TickerError
-from job.sources import COLUMNS, YahooSource
-from job.sources.yahoo import DOWNLOAD_OPTIONS
+from job.sources import COLUMNS
+from job.sources.yahoo import DOWNLOAD_OPTIONS, YahooSource
 
 RECORDED = Path(__file__).parent / "fixtures" / "yahoo_tsla_2020-07.csv"
 EXCHANGE_TZ = "America/New_York"

@@ -54,42 +54,47 @@ def save_version(
         "val_rmse": fit.val_rmse,
         "val_naive_rmse": fit.val_naive_rmse,
     }
-    result = conn.execute(
-        mv.insert().values(
-            ticker=ticker,
-            kind=kind,
-            parent_id=parent_id,
-            trained_from=trained_from,
-            trained_through=trained_through,
-            n_samples=fit.n_samples,
-            epochs=fit.epochs,
-            params=stored_params,
-            train_loss=_finite_or_none(fit.train_loss),
-            val_loss=_finite_or_none(fit.val_loss),
-            artifact=data,
-            artifact_sha256=artifact.sha256(data),
-            created_at=dt.datetime.now(dt.timezone.utc),
-        )
-    )
-    version_id = int(result.inserted_primary_key[0])
+    row = {
+        "ticker": ticker,
+        "kind": kind,
+        "parent_id": parent_id,
+        "trained_from": trained_from,
+        "trained_through": trained_through,
+        "n_samples": fit.n_samples,
+        "epochs": fit.epochs,
+        "params": stored_params,
+        "train_loss": _finite_or_none(fit.train_loss),
+        "val_loss": _finite_or_none(fit.val_loss),
+        "artifact": data,
+        "artifact_sha256": artifact.sha256(data),
+        "created_at": dt.datetime.now(dt.timezone.utc),
+    }
+    # A statement with parameters, not `.values(...)`: SQLAlchemy compiles it once per process
+    # instead of rebuilding it for every one of a backfill's versions.
+    version_id = int(conn.execute(_INSERT, row).inserted_primary_key[0])
     prune_artifacts(conn, ticker, keep=keep_artifacts)
     return version_id
 
 
+_INSERT = mv.insert()
+
+
 def prune_artifacts(conn: sa.Connection, ticker: str, *, keep: int) -> int:
     """NULL the bytes of all but the newest `keep` versions (load_latest's order); metadata stays."""
-    newest = (
-        sa.select(mv.c.id)
-        .where(mv.c.ticker == ticker)
-        .order_by(mv.c.trained_through.desc(), mv.c.id.desc())
-        .limit(keep)
-    )
-    result = conn.execute(
-        mv.update()
-        .where(mv.c.ticker == ticker, mv.c.artifact.is_not(None), mv.c.id.not_in(newest))
-        .values(artifact=None)
-    )
-    return result.rowcount
+    return conn.execute(_PRUNE, {"of_ticker": ticker, "keep": keep}).rowcount
+
+
+_NEWEST = (
+    sa.select(mv.c.id)
+    .where(mv.c.ticker == sa.bindparam("of_ticker"))
+    .order_by(mv.c.trained_through.desc(), mv.c.id.desc())
+    .limit(sa.bindparam("keep", type_=sa.Integer))
+)
+_PRUNE = (
+    mv.update()
+    .where(mv.c.ticker == sa.bindparam("of_ticker"), mv.c.artifact.is_not(None), mv.c.id.not_in(_NEWEST))
+    .values(artifact=None)
+)
 
 
 def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = None) -> LoadedModel | None:

@@ -12,7 +12,6 @@ from job.errors import NightcastError
 from job.sources.base import COLUMNS, PriceSource, empty_frame
 from job.sources.csvfile import CsvSource
 from job.sources.sample import SampleSource
-from job.sources.yahoo import YahooSource
 
 SOURCE_NAMES = ("yahoo", "csv", "sample")
 
@@ -26,6 +25,8 @@ def make_source(
 ) -> PriceSource:
     """The source a setting or `--source` names; `sessions`/`clock` only matter to yahoo."""
     if name == "yahoo":
+        from job.sources.yahoo import YahooSource  # yfinance takes ~1 s to import; csv runs skip it
+
         return YahooSource(sessions, clock=clock)
     if name == "csv":
         if csv_path is None:
@@ -51,7 +52,6 @@ __all__ = [
     "CsvSource",
     "PriceSource",
     "SampleSource",
-    "YahooSource",
     "empty_frame",
     "make_source",
     "source_for",
