@@ -5,9 +5,11 @@ process. Building a Keras model and tracing its training step costs ~0.7-1 s, `m
 ~100 ms a call, while one training step of this small LSTM costs ~1.3-2 ms. So:
 
 - `_Net` (cached per `Spec` for the life of the process) owns one Keras model, Adam state
-  and one traced training step with a free batch dimension, so nothing retraces. A retrain
-  builds nothing: it assigns freshly seeded initial weights and zeroes the Adam state. A lock guards
-  each cached network; concurrent training in threads is serialized, not parallel.
+  and a training step traced once with a free batch dimension, called as a concrete function
+  so that nothing retraces or re-dispatches. A retrain builds nothing: it assigns freshly
+  seeded initial weights and zeroes the Adam state; an update chained on the previous one
+  only zeroes the Adam state. A lock guards each cached network; concurrent training in
+  threads is serialized, not parallel.
 - Each LSTM layer is one fused `BlockLSTMV2` op (forward and gradient): ~1.7 ms per
   training step instead of ~6.5 ms for the same equations as separate ops, with no
   compile step (XLA fuses as well but costs ~2 s per process).
@@ -24,6 +26,7 @@ off (they print a banner at import and may reorder float sums between runs).
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import tempfile
@@ -80,8 +83,18 @@ def _keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-    import tensorflow as tf
+    # The import creates millions of objects that live as long as the process; collecting
+    # garbage while it runs (about 1 s of full collections) finds none, so it is paused,
+    # and the result is then frozen out of every later collection.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        import keras
+        import tensorflow as tf
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()
 
     with contextlib.suppress(RuntimeError):
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -145,7 +158,9 @@ class _Net:
             last = _tf_lstm(tf, hidden, k2, r2, b2)[-1]
             return ((last @ d1 + e1) @ d2 + e2)[:, 0]
 
-        @tf.function(input_signature=[tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])], autograph=False
+        )
         def step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.square(forward(x) - y))
@@ -167,23 +182,32 @@ class _Net:
                 )
             return loss
 
-        @tf.function
+        @tf.function(autograph=False)
         def fresh_optimizer(rate: Any) -> None:
             for slot in slots:
                 slot.assign(tf.zeros_like(slot))
             iterations.assign(0.0)
             learning_rate.assign(rate)
 
-        @tf.function
+        @tf.function(autograph=False)
         def restart(weights: list[Any], rate: Any) -> None:
             for variable, value in zip(variables, weights, strict=True):
                 variable.assign(value)
             fresh_optimizer(rate)
 
-        self.step = step
-        self.fresh_optimizer = fresh_optimizer
-        self.restart = restart
-        self.read = tf.function(lambda: [tf.identity(v) for v in variables])
+        @tf.function(autograph=False)
+        def read() -> list[Any]:
+            return [tf.identity(v) for v in variables]
+
+        # Concrete functions, traced once here: calling one skips tf.function's per-call
+        # dispatch (argument binding, trace-cache lookup), about a fifth of a training step.
+        rate = tf.TensorSpec([], tf.float32)
+        self.step = step.get_concrete_function()
+        self.fresh_optimizer = fresh_optimizer.get_concrete_function(rate)
+        self.restart = restart.get_concrete_function(
+            [tf.TensorSpec(v.shape, v.dtype) for v in variables], rate
+        )
+        self.read = read.get_concrete_function()
         # The weights last read out while nothing has trained since: the variables hold them.
         self.holds: Weights | None = None
 
@@ -193,9 +217,11 @@ class _Net:
         The batch loop stays in Python: a traced step costs the same per call as a graph loop
         and traces in half the time, which matters for the first training of a process.
         """
+        import tensorflow as tf
+
         self.holds = None
         losses = [
-            float(self.step(x[rows], y[rows]))
+            float(self.step(tf.constant(x[rows]), tf.constant(y[rows])))
             for rows in np.split(order, range(batch_size, len(order), batch_size))
         ]
         return float(np.mean(losses))
@@ -208,10 +234,13 @@ class _Net:
         weights the previous one read out, still in the variables: then only the optimizer
         restarts, which skips converting and copying every weight (most of the cost).
         """
+        import tensorflow as tf
+
+        rate = tf.constant(learning_rate, tf.float32)
         if weights is self.holds:
-            self.fresh_optimizer(np.float32(learning_rate))
+            self.fresh_optimizer(rate)
         else:
-            self.restart([np.asarray(w, np.float32) for w in weights], np.float32(learning_rate))
+            self.restart([tf.constant(w, tf.float32) for w in weights], rate)
 
     def weights(self) -> Weights:
         """The current weights as numpy arrays, read in one traced call."""
