@@ -42,22 +42,27 @@ def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(migrated_u
         assert "prediction_errors" in sa.inspect(conn).get_view_names()
 
 
+def store_a_close_and_two_forecasts(conn: sa.Connection) -> None:
+    """TSLA's close of 2020-07-31 (200), a forecast for it (190) and one not yet matured."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO prices VALUES ('TSLA', '2020-07-31', 1, 2, 0.5, 200, 200, 10, 'csv',"
+            " '2020-08-01 00:00:00+00:00')"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO predictions (ticker, target_date, model, as_of_date, predicted_close,"
+            " created_at) VALUES ('TSLA', '2020-07-31', 'naive', '2020-07-30', 190,"
+            " '2020-07-31 00:00:00+00:00'), ('TSLA', '2020-08-03', 'naive', '2020-07-31',"
+            " 200, '2020-08-01 00:00:00+00:00')"
+        )
+    )
+
+
 def test_prediction_errors_view_joins_actual_closes(migrated_url: str) -> None:
     with get_engine(migrated_url).begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO prices VALUES ('TSLA', '2020-07-31', 1, 2, 0.5, 200, 200, 10, 'csv',"
-                " '2020-08-01 00:00:00+00:00')"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO predictions (ticker, target_date, model, as_of_date, predicted_close,"
-                " created_at) VALUES ('TSLA', '2020-07-31', 'naive', '2020-07-30', 190,"
-                " '2020-07-31 00:00:00+00:00'), ('TSLA', '2020-08-03', 'naive', '2020-07-31',"
-                " 200, '2020-08-01 00:00:00+00:00')"
-            )
-        )
+        store_a_close_and_two_forecasts(conn)
         rows = conn.execute(
             sa.text("SELECT target_date, actual_close, error, abs_pct_error FROM prediction_errors")
         ).all()
@@ -103,19 +108,7 @@ def test_0003_keys_sqlite_prices_by_ticker_and_date_and_keeps_every_row(db_url: 
 
     migrate(command.upgrade, "0002")
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO prices VALUES ('TSLA', '2020-07-31', 1, 2, 0.5, 200, 200, 10, 'csv',"
-                " '2020-08-01 00:00:00+00:00')"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO predictions (ticker, target_date, model, as_of_date, predicted_close,"
-                " created_at) VALUES ('TSLA', '2020-07-31', 'naive', '2020-07-30', 190,"
-                " '2020-07-31 00:00:00+00:00')"
-            )
-        )
+        store_a_close_and_two_forecasts(conn)
     migrate(command.upgrade, "head")
     assert closes() == [("TSLA", 200)], "rows and the views that read them survive"
     if engine.dialect.name == "sqlite":
