@@ -1,7 +1,8 @@
 """fetch -> validate -> write, per ticker; and detection of history the source re-based.
 
 Writes only what changed: rows whose values equal the stored ones are not sent, so a
-re-run leaves `ingested_at` alone and the nightly append is one small statement.
+re-run leaves `ingested_at` alone and a night's appends of all tickers are one small
+statement (`ingest_many`).
 
 Revisions. A split or dividend makes Yahoo rewrite past bars (a 3:1 split divides every
 earlier price by 3). Each night the last `OVERLAP_SESSIONS` stored sessions are fetched
