@@ -134,7 +134,7 @@ def test_an_update_chained_on_the_last_one_equals_a_fresh_start_from_its_weights
     """Chained updates skip reloading weights the network still holds; that must not show."""
     first = update(fit.forecaster, closes[:-1], TINY).forecaster
     snapshot = [w.copy() for w in first.weights]
-    network._keras_layout.cache_clear()  # its first call writes marker weights into the network
+    network._keras_layout.cache_clear()  # a first export (it saves marker weights) must not disturb it
     network.to_keras_bytes(first.spec, first.weights)
     chained = update(first, closes, TINY).forecaster  # starts from the weights still in place
     train(closes[:-5], TINY)  # the network now holds other weights

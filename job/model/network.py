@@ -422,21 +422,20 @@ class _KerasLayout:
 
 @cache
 def _keras_layout(spec: Spec) -> _KerasLayout:
-    """Save the cached model once with every weight array filled with its own index.
+    """Save the architecture once with every weight array filled with its own index.
 
     Reading that file back tells which HDF5 dataset holds which weight and at which byte
     offset its (contiguous, uncompressed float32) data is stored, in whatever layout this
     Keras version uses, so `to_keras_bytes` can write new weights without Keras or HDF5.
+    A model of its own, so the training network's weights are never touched.
     """
-    net = _net(spec)
-    with net.lock, tempfile.TemporaryDirectory() as tmp:
-        marked = [np.full(w.shape, i, np.float32) for i, w in enumerate(net.model.get_weights())]
-        net.model.set_weights(marked)
-        net.holds = None
+    model = build_model(spec, unroll=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.set_weights([np.full(w.shape, i, np.float32) for i, w in enumerate(model.get_weights())])
         path = Path(tmp) / "model.keras"
         with warnings.catch_warnings():  # Keras 3.15 + numpy 2: harmless `__array__(copy=...)` notice
             warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-            net.model.save(path)
+            model.save(path)
         with zipfile.ZipFile(path) as archive:
             config, metadata = archive.read("config.json"), archive.read("metadata.json")
             weights_h5 = archive.read("model.weights.h5")
