@@ -31,7 +31,7 @@ from job.db import get_engine, predictions, price_revisions, prices, upsert
 from job.errors import NightcastError, TickerError
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
-from job.validate import validate
+from job.validate import PRICE_COLUMNS, validate
 
 if TYPE_CHECKING:
     from job.config import Settings
@@ -164,11 +164,14 @@ def ingest_many(
     slots: list[IngestOutcome | None] = []
     for raw in tickers:
         try:
-            names.append(normalize_ticker(raw))
-            slots.append(None)
+            name = normalize_ticker(raw)
         except NightcastError as exc:
             names.append(None)
             slots.append(IngestOutcome(raw, error=str(exc)))
+            continue
+        if name not in names:  # once per ticker: "tsla,TSLA" is one ticker
+            names.append(name)
+            slots.append(None)
     appends: dict[int, tuple[IngestResult, _Pending]] = {}
     # One connection. A transaction begins only when a statement runs (in the nightly case
     # none does per ticker), and each ticker ends with its own commit or rollback.
@@ -326,7 +329,7 @@ def _recent_many(conn: sa.Connection, tickers: Sequence[str], since: dt.date) ->
     """`_recent` for many tickers in one query, from the bars stored since `since`.
 
     A ticker with fewer than `OVERLAP_SESSIONS` bars there (new, or not updated for weeks)
-    is left out, and `ingest_ticker` reads it alone.
+    is left out, and `_prepare` reads it alone.
     """
     found: dict[str, Stored] = {}
     if tickers:
@@ -405,7 +408,7 @@ def _reload(
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
 
     _, new, old, common = _overlap(full, everything_before)
-    prices_only = [VALUE_COLUMNS.index(c) for c in ("open", "high", "low", "close", "adj_close")]
+    prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]
     differs = (_relative_diff(new[:, prices_only], old[:, prices_only]) > TOLERANCE).any(axis=1)
     changed_dates = [d for d, changed in zip(common, differs, strict=True) if changed]
     first_revised, last_revised = min(changed_dates), max(changed_dates)

@@ -31,7 +31,7 @@ from job.calendar import Sessions
 from job.errors import TickerError
 from job.sources.base import COLUMNS, VALUE_COLUMNS, Bars
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
 
 # Rule names, as they appear in messages.
 MISSING_COLUMN = "missing column"
@@ -90,8 +90,9 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         raise ValidationError(ticker, [Problem(ticker, "-", MISSING_COLUMN, ", ".join(missing))], origin)
     dates = np.asarray(frame["date"].to_numpy(), dtype=object)
     values = np.column_stack([frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VALUE_COLUMNS])
-    if not len(dates):
-        return Validated(Bars(dates, values))
+    bars = Bars(dates, values)
+    if not len(bars):
+        return Validated(bars)
     problems: list[Problem] = []
 
     if set(map(type, dates)) == {dt.date}:  # every source's normal case, at C speed
@@ -117,14 +118,14 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
     for i, j in zip(*np.nonzero(values[:, : len(PRICE_COLUMNS)] <= 0), strict=True):
         detail = f"{PRICE_COLUMNS[j]}={values[i, j]:g}"
         problems.append(Problem(ticker, _label(dates[i]), NON_POSITIVE_PRICE, detail))
-    volume = values[:, VALUE_COLUMNS.index("volume")]
+    volume = bars.column("volume")
     for i in np.flatnonzero(volume < 0):
         problems.append(Problem(ticker, _label(dates[i]), NEGATIVE_VOLUME, f"volume={volume[i]:g}"))
     if problems:
         raise ValidationError(ticker, problems, origin)
 
     warnings: list[str] = []
-    o, h, l, c = (values[:, VALUE_COLUMNS.index(name)] for name in ("open", "high", "low", "close"))  # noqa: E741
+    o, h, l, c = (bars.column(name) for name in ("open", "high", "low", "close"))  # noqa: E741
     top, bottom = np.maximum(o, c), np.minimum(o, c)
     for i in np.flatnonzero(h < top):
         warnings.append(
@@ -135,5 +136,5 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
             str(Problem(ticker, _label(dates[i]), LOW_ABOVE_BODY, f"low {l[i]:g} lowered to {bottom[i]:g}"))
         )
     if warnings:
-        h[:], l[:] = np.maximum(h, top), np.minimum(l, bottom)
-    return Validated(Bars(dates, values), warnings)
+        h[:], l[:] = np.maximum(h, top), np.minimum(l, bottom)  # views: repairs `bars` in place
+    return Validated(bars, warnings)

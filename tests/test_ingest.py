@@ -184,6 +184,16 @@ def test_a_night_lands_every_ticker_and_reports_them_in_the_order_asked(migrated
     assert [(r.new_rows, r.updated_rows) for r in again.values()] == [(0, 0)] * 3
 
 
+def test_a_ticker_named_twice_is_ingested_once(migrated_url: str) -> None:
+    frame = tsla()
+    run(migrated_url, FrameSource({"A": frame.iloc[:-1]}), ["A"])
+    outcomes = ingest_many(
+        migrated_url, ["a", "A"], FrameSource({"A": frame}), XNYS, history_start=START, now=NIGHT
+    )
+    assert [(o.ticker, o.result.new_rows if o.result else o.error) for o in outcomes] == [("A", 1)]
+    assert len(stored(migrated_url, "A")) == len(frame)
+
+
 def test_a_3_for_1_split_reloads_history_and_rescales_predictions(migrated_url: str) -> None:
     engine = get_engine(migrated_url)
     original = tsla()

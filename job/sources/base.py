@@ -89,12 +89,12 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     dates stay visible too.
     """
     columns: dict[str, np.ndarray] = {"date": np.asarray(frame["date"].to_numpy(), dtype=object)}
-    converted = 0
+    retyped = False
     for column in COLUMNS[1:]:
         values = frame[column].to_numpy()
         if values.dtype != np.float64:  # text from a CSV, ints, pandas NA: NaN if not a number
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-            converted += 1
+            retyped = True
         columns[column] = values
     dates = columns["date"]
     if set(map(type, dates)) <= {dt.date}:  # the usual case, at C speed; datetimes go below
@@ -105,7 +105,7 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
         kept = dates[rows]
         if not (kept[1:] >= kept[:-1]).all():
             rows = rows[np.argsort(kept, kind="stable")]
-        elif len(rows) == len(dates) and converted == 0 and list(frame.columns) == list(COLUMNS):
+        elif len(rows) == len(dates) and not retyped and list(frame.columns) == list(COLUMNS):
             return frame  # already in normal form (a cache or an in-memory source): as is
         return pd.DataFrame({c: v[rows] for c, v in columns.items()}, copy=False)
     keep = np.array([not isinstance(d, dt.date) or start <= d <= end for d in dates], dtype=bool)
