@@ -87,6 +87,19 @@ def test_a_stored_ticker_refetches_only_the_overlap_and_appends(migrated_url: st
     assert len(stored(migrated_url)) == 2541
 
 
+def test_a_ticker_left_alone_for_months_still_refetches_from_its_own_overlap(migrated_url: str) -> None:
+    source = FrameSource({"TSLA": tsla()})
+    run(migrated_url, source, ["TSLA"], end=dt.date(2020, 4, 30))  # older than RECENT_SPAN by NIGHT
+    result = run(migrated_url, source, ["TSLA"])["TSLA"]
+    overlap_start = XNYS.sessions_in_range(dt.date(2020, 4, 1), dt.date(2020, 4, 30))[-OVERLAP_SESSIONS]
+    assert source.calls[-1] == ("TSLA", overlap_start, dt.date(2020, 7, 31))
+    assert (result.new_rows, result.updated_rows) == (
+        len(XNYS.sessions_in_range(dt.date(2020, 5, 1), NIGHT.date())),
+        0,
+    )
+    assert len(stored(migrated_url)) == 2541
+
+
 def test_only_closed_sessions_are_stored(migrated_url: str) -> None:
     during = dt.datetime(2020, 7, 31, 17, 0, tzinfo=UTC)  # the source still serves Friday's live bar
     result = run(migrated_url, FrameSource({"TSLA": tsla()}), ["TSLA"], now=during)["TSLA"]
