@@ -353,8 +353,11 @@ _RECENT = (
 )
 
 
-def _relative_diff(new: np.ndarray, old: np.ndarray) -> np.ndarray:
-    return np.abs(new - old) / np.maximum(np.abs(old), 1e-12)
+def _differs(new: np.ndarray, old: np.ndarray, tolerance: float) -> np.ndarray:
+    """Relative difference above `tolerance`; a stored value that is not finite (written
+    before validation refused such values) always differs, so a good download repairs it."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ~(np.abs(new - old) <= tolerance * np.maximum(np.abs(old), 1e-12))
 
 
 Overlap = tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]
@@ -376,14 +379,14 @@ _CLOSE, _ADJ = VALUE_COLUMNS.index("close"), VALUE_COLUMNS.index("adj_close")
 def _is_revised(overlap: Overlap) -> bool:
     _, new, old, _ = overlap
     cols = [_CLOSE, _ADJ]
-    return bool((_relative_diff(new[:, cols], old[:, cols]) > TOLERANCE).any())
+    return bool(_differs(new[:, cols], old[:, cols], TOLERANCE).any())
 
 
 def _changed_rows(batch: Bars, overlap: Overlap) -> Bars:
     """Rows that are new, or whose values differ from the stored ones (within float noise)."""
     positions, new, old, _ = overlap
     keep = np.ones(len(batch), dtype=bool)
-    keep[positions] = ~np.isclose(new, old, rtol=1e-9, atol=0).all(axis=1)
+    keep[positions] = _differs(new, old, 1e-9).any(axis=1)
     return batch.take(keep)
 
 
@@ -400,7 +403,9 @@ def _reload(
 ) -> IngestResult:
     """The source re-based history: replace the ticker's prices, record it, rescale predictions."""
     _, new, old, _ = overlap
-    factor = float(np.median(new[:, _CLOSE] / old[:, _CLOSE]))
+    ratios = new[:, _CLOSE] / old[:, _CLOSE]
+    usable = ratios[np.isfinite(ratios) & (ratios > 0)]  # a broken stored close says nothing of it
+    factor = float(np.median(usable)) if len(usable) else 1.0
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
     everything_before = _stored(conn, ticker, first_stored, None)
     full = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
@@ -409,7 +414,7 @@ def _reload(
 
     _, new, old, common = _overlap(full, everything_before)
     prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]
-    differs = (_relative_diff(new[:, prices_only], old[:, prices_only]) > TOLERANCE).any(axis=1)
+    differs = _differs(new[:, prices_only], old[:, prices_only], TOLERANCE).any(axis=1)
     changed_dates = [d for d, changed in zip(common, differs, strict=True) if changed]
     first_revised, last_revised = min(changed_dates), max(changed_dates)
     served = set(full.dates)

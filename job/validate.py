@@ -5,8 +5,8 @@ Policy (one ticker's batch at a time, nothing is written until it passes):
 - Rejected, the whole batch of that ticker (a `ValidationError`, which is a
   `TickerError`; what is already stored stays untouched):
   missing column, unparseable date, duplicate date, date that is not an exchange session,
-  missing (NaN) open/high/low/close/adj_close/volume, non-positive open/high/low/close/
-  adj_close, negative volume.
+  missing (NaN) open/high/low/close/adj_close/volume, a value that is not finite (inf), a
+  non-positive price, a price above MAX_PRICE, a negative volume or one above MAX_VOLUME.
   These mean the feed is broken or misaligned; storing part of it would leave gaps or
   wrong bars that later look legitimate. A row with a missing or non-positive close is
   therefore never stored.
@@ -40,9 +40,18 @@ DUPLICATE_DATE = "duplicate date"
 NOT_A_SESSION = "not an exchange session"
 MISSING_VALUE = "missing value"
 NON_POSITIVE_PRICE = "non-positive price"
+NOT_FINITE = "not a finite number"
+PRICE_OUT_OF_RANGE = "price out of range"
 NEGATIVE_VOLUME = "negative volume"
+VOLUME_OUT_OF_RANGE = "volume out of range"
 HIGH_BELOW_BODY = "high below open/close"
 LOW_ABOVE_BODY = "low above open/close"
+
+#: No real quote comes near these (the dearest share trades below 1e6, the busiest ticker's
+#: daily volume below 1e12); anything above is a unit or parsing error. Volumes must also fit
+#: the BIGINT column.
+MAX_PRICE = 1e9
+MAX_VOLUME = 1e15
 
 #: How many problems a one-line error shows; all of them are on `ValidationError.problems`.
 SHOWN = 3
@@ -113,14 +122,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         for day in sorted(unique - valid):
             problems.append(Problem(ticker, day.isoformat(), NOT_A_SESSION, f"{sessions.name} is closed"))
 
-    for i, j in zip(*np.nonzero(np.isnan(values)), strict=True):
-        problems.append(Problem(ticker, _label(dates[i]), MISSING_VALUE, VALUE_COLUMNS[j]))
-    for i, j in zip(*np.nonzero(values[:, : len(PRICE_COLUMNS)] <= 0), strict=True):
-        detail = f"{PRICE_COLUMNS[j]}={values[i, j]:g}"
-        problems.append(Problem(ticker, _label(dates[i]), NON_POSITIVE_PRICE, detail))
-    volume = bars.column("volume")
-    for i in np.flatnonzero(volume < 0):
-        problems.append(Problem(ticker, _label(dates[i]), NEGATIVE_VOLUME, f"volume={volume[i]:g}"))
+    problems += _value_problems(ticker, dates, values)
     if problems:
         raise ValidationError(ticker, problems, origin)
 
@@ -138,3 +140,25 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
     if warnings:
         h[:], l[:] = np.maximum(h, top), np.minimum(l, bottom)  # views: repairs `bars` in place
     return Validated(bars, warnings)
+
+
+def _value_problems(ticker: str, dates: np.ndarray, values: np.ndarray) -> list[Problem]:
+    """Missing, infinite and implausible numbers: one problem per cell, naming its column."""
+    is_price = np.array([c in PRICE_COLUMNS for c in VALUE_COLUMNS])
+    finite = np.isfinite(values)
+    number = np.where(finite, values, 0.0)  # rules below judge finite cells only
+    checks = [
+        (np.isnan(values), MISSING_VALUE, ""),
+        (~finite & ~np.isnan(values), NOT_FINITE, ""),
+        (finite & is_price & (number <= 0), NON_POSITIVE_PRICE, ""),
+        (is_price & (number > MAX_PRICE), PRICE_OUT_OF_RANGE, f", above {MAX_PRICE:g}"),
+        (~is_price & (number < 0), NEGATIVE_VOLUME, ""),
+        (~is_price & (number > MAX_VOLUME), VOLUME_OUT_OF_RANGE, f", above {MAX_VOLUME:g}"),
+    ]
+    problems = []
+    for mask, rule, limit in checks:
+        for i, j in zip(*np.nonzero(mask), strict=True):
+            column = VALUE_COLUMNS[j]
+            detail = column if rule == MISSING_VALUE else f"{column}={values[i, j]:g}{limit}"
+            problems.append(Problem(ticker, _label(dates[i]), rule, detail))
+    return problems

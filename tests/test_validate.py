@@ -52,6 +52,20 @@ def test_the_real_series_is_clean() -> None:
         ({"close": [10.5, np.nan, 12.5]}, "X 2020-07-30: missing value (close)"),
         ({"volume": [100.0, np.nan, 300.0]}, "X 2020-07-30: missing value (volume)"),
         ({"volume": [100.0, -5.0, 300.0]}, "X 2020-07-30: negative volume (volume=-5)"),
+        ({"volume": [100.0, 1e30, 300.0]}, "X 2020-07-30: volume out of range (volume=1e+30, above 1e+15)"),
+        (
+            {"volume": [100.0, 99999999999999999999.0, 300.0]},
+            "X 2020-07-30: volume out of range (volume=1e+20, above 1e+15)",
+        ),
+        (
+            {"volume": [100.0, 9223372036854775808.0, 300.0]},
+            "X 2020-07-30: volume out of range (volume=9.22337e+18, above 1e+15)",
+        ),
+        ({"volume": [100.0, np.inf, 300.0]}, "X 2020-07-30: not a finite number (volume=inf)"),
+        ({"close": [10.5, np.inf, 12.5]}, "X 2020-07-30: not a finite number (close=inf)"),
+        ({"adj_close": [10.5, -np.inf, 12.5]}, "X 2020-07-30: not a finite number (adj_close=-inf)"),
+        ({"close": [10.5, 1e308, 12.5]}, "X 2020-07-30: price out of range (close=1e+308, above 1e+09)"),
+        ({"high": [11.0, 2e9, 13.0]}, "X 2020-07-30: price out of range (high=2e+09, above 1e+09)"),
     ],
 )
 def test_structural_problems_reject_the_batch_naming_ticker_date_and_rule(

@@ -41,6 +41,12 @@ def make_source(
 
 def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = None) -> PriceSource:
     """The configured source, on the configured exchange's calendar."""
+    path = settings.csv_path
+    if settings.source == "csv" and path is not None and Path(path).is_file() and len(settings.tickers) > 1:
+        raise NightcastError(
+            f"--csv {path} is one file, which holds one ticker's prices, but {len(settings.tickers)} "
+            f"tickers were given ({','.join(settings.tickers)}): pass a folder of TICKER.csv files"
+        )
     return make_source(
         settings.source, settings.csv_path, sessions=get_sessions(settings.calendar), clock=clock
     )
