@@ -36,6 +36,7 @@ PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
 # Rule names, as they appear in messages.
 MISSING_COLUMN = "missing column"
 UNPARSEABLE_DATE = "unparseable date"
+NOT_A_NUMBER = "not a number"
 DUPLICATE_DATE = "duplicate date"
 NOT_A_SESSION = "not an exchange session"
 MISSING_VALUE = "missing value"

@@ -11,6 +11,7 @@ import pytest
 from job.errors import NightcastError, TickerError
 from job.sources import COLUMNS, CsvSource, PriceSource, SampleSource, make_source
 from job.sources.base import finish
+from job.validate import ValidationError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 ALL = (dt.date(1990, 1, 1), dt.date(2030, 1, 1))
@@ -76,11 +77,28 @@ def test_malformed_file_names_the_file(tmp_path: Path, text: str, message: str) 
     assert message in str(info.value)
 
 
-def test_bad_values_inside_a_readable_file_reach_validation(tmp_path: Path) -> None:
-    path = write(tmp_path / "X.csv", HEADER + "31/07/2020,1,2,0.5,1.5,1.5,100\n2020-07-30,1,2,0.5,abc,1,5\n")
+def test_cells_that_are_no_date_or_number_are_named_by_file_line(tmp_path: Path) -> None:
+    rows = [
+        "2020-07-27,1,2,0.5,1.5,1.5,100",
+        "",
+        "31/07/2020,1,2,0.5,1.5,1.5,100",
+        '2020-07-30,1,2,0.5,abc,1,"78,657,500"',
+    ]
+    path = write(tmp_path / "X.csv", HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(ValidationError) as info:
+        CsvSource(path).fetch("X", *ALL)
+    assert str(info.value) == (
+        f"X: {path}: rejected line 4: unparseable date ('31/07/2020'); line 5: not a number (Close 'abc'); "
+        "line 5: not a number (Volume '78,657,500')"
+    )
+
+
+def test_empty_and_null_cells_reach_validation_as_missing_values(tmp_path: Path) -> None:
+    path = write(tmp_path / "X.csv", HEADER + "2020-07-30,1,2,0.5,null,1,5\n2020-07-31,1,2,0.5,1.5,1.5,\n")
     frame = CsvSource(path).fetch("X", *ALL)
-    assert frame["date"].tolist() == ["31/07/2020", dt.date(2020, 7, 30)]
-    assert frame["close"].isna().tolist() == [False, True]
+    assert frame["date"].tolist() == [dt.date(2020, 7, 30), dt.date(2020, 7, 31)]
+    assert frame["close"].isna().tolist() == [True, False]
+    assert frame["volume"].isna().tolist() == [False, True]
 
 
 def test_make_source() -> None:

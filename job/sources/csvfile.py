@@ -2,8 +2,9 @@
 
 The format is what Yahoo's "Download" button writes: `Date,Open,High,Low,Close,Adj Close,
 Volume`. Files without `Adj Close` are accepted (adj_close = close), because many other
-tools write that shape. A file that cannot be read as such a table is a `TickerError`
-naming the file; bad values inside a readable file are left to validation, which reports
+tools write that shape. A file that cannot be read as such a table, or a cell that is not a
+date or a number, is a `TickerError` naming the file (and the line); values that are
+numbers but wrong (missing, negative, out of range) are left to validation, which reports
 them with their date.
 """
 
@@ -16,14 +17,14 @@ import pandas as pd
 
 from job.errors import TickerError
 from job.sources.base import YAHOO_COLUMNS, finish
+from job.validate import NOT_A_NUMBER, UNPARSEABLE_DATE, Problem, ValidationError
 
 REQUIRED = ("Date", "Open", "High", "Low", "Close", "Volume")
 
 
-def _parse_date(raw: object) -> object:
-    """ISO dates (or ISO timestamps, whose date part is the session) become `datetime.date`;
-    anything else is kept raw so validation can name it."""
-    text = str(raw).strip()
+def _parse_date(raw: str) -> dt.date | None:
+    """An ISO date, or an ISO timestamp whose date part is the session; None if neither."""
+    text = raw.strip()
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -31,13 +32,20 @@ def _parse_date(raw: object) -> object:
     try:
         return dt.datetime.fromisoformat(text).date()
     except ValueError:
-        return text
+        return None
 
 
 def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
-    """Read one Yahoo-format CSV into the normalized columns (all rows, dates unfiltered)."""
+    """Read one Yahoo-format CSV into the normalized columns (all rows, dates unfiltered).
+
+    Cells that are not a date or a number are refused here, where their file line is known
+    ("line 2515"); empty and `null` cells become NaN for validation to report with their date.
+    """
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # Blank lines are kept (and dropped below) so that row i is file line i + 2.
+        raw = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
+        )
     except FileNotFoundError:
         raise TickerError(ticker, f"no CSV file at {path}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
@@ -53,10 +61,28 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
         )
     if "Adj Close" not in raw.columns:
         raw["Adj Close"] = raw["Close"]
-    frame = raw.loc[:, list(YAHOO_COLUMNS)].rename(columns=YAHOO_COLUMNS)
-    frame["date"] = [_parse_date(v) for v in frame["date"]]
-    # Yahoo writes "null" for a missing value; validation reports the NaN with its date.
-    return frame.replace({"null": None, "": None})
+    raw = raw.loc[:, list(YAHOO_COLUMNS)]
+    raw = raw.loc[(raw != "").any(axis=1)]  # blank lines
+    problems: list[Problem] = []
+    dates = [_parse_date(text) for text in raw["Date"]]
+    for line, text, day in zip(raw.index + 2, raw["Date"], dates, strict=True):
+        if day is None:
+            problems.append(Problem(ticker, f"line {line}", UNPARSEABLE_DATE, repr(text)))
+    frame = pd.DataFrame({"date": dates}, index=raw.index)
+    for column, name in YAHOO_COLUMNS.items():
+        if name == "date":
+            continue
+        # Yahoo writes "null" for a missing value.
+        text = raw[column].str.strip().replace({"null": ""})
+        frame[name] = pd.to_numeric(text.replace({"": None}), errors="coerce")
+        for line in raw.index[frame[name].isna() & (text != "")] + 2:
+            problems.append(
+                Problem(ticker, f"line {line}", NOT_A_NUMBER, f"{column} {raw[column][line - 2]!r}")
+            )
+    if problems:
+        problems.sort(key=lambda p: int(p.date.removeprefix("line ")))
+        raise ValidationError(ticker, problems, str(path))
+    return frame.reset_index(drop=True)
 
 
 class CsvSource:
