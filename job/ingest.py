@@ -294,6 +294,12 @@ def _fetch_valid(
     end: dt.date,
     result: IngestResult,
 ) -> Bars:
+    if start < sessions.first:
+        result.warnings.append(
+            f"{ticker} {start}: history before {sessions.first} is not fetched "
+            f"(the {sessions.name} calendar starts there)"
+        )
+        start = sessions.first
     frame = source.fetch(ticker, start, end)
     checked = validate(frame, ticker, sessions, origin=frame.attrs.get("origin"))
     result.warnings.extend(checked.warnings)

@@ -190,3 +190,32 @@ def test_one_file_is_one_tickers(migrated_url: str, capsys: pytest.CaptureFixtur
     )
     assert _stored_prices(migrated_url) == []
     assert main([*args, "--tickers", "TSLA"]) == 0
+
+
+def test_history_before_the_calendar_starts_at_its_first_session_with_a_warning(
+    migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+    lines += [
+        f"{day},1,2,0.5,1.5,1.5,100" for day in ("1989-12-28", "1989-12-29", "1990-01-02", "1990-01-03")
+    ]
+    path = tmp_path / "OLD.csv"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("NIGHTCAST_HISTORY_START", "1950-01-01")
+    args = [
+        "ingest",
+        "--database-url",
+        migrated_url,
+        "--source",
+        "csv",
+        "--csv",
+        str(path),
+        "--tickers",
+        "OLD",
+    ]
+    assert main(args) == 0
+    assert capsys.readouterr().out == (
+        "OLD: 2 new rows, 1 warnings (first: OLD 1950-01-01: history before 1990-01-02 is not fetched "
+        "(the XNYS calendar starts there)), last session 1990-01-03\n"
+    )
+    assert [str(r[1]) for r in _stored_prices(migrated_url)] == ["1990-01-02", "1990-01-03"]

@@ -12,7 +12,7 @@ import pytest
 
 from job.config import ModelParams
 from job.model import Fit, Forecaster, network, train, update, windows
-from job.model.core import shrink_factor
+from job.model.core import min_train_closes, shrink_factor
 
 TINY = ModelParams(
     window=5,
@@ -192,9 +192,12 @@ def test_seed_preset_is_the_tutorial(closes: np.ndarray) -> None:
     assert updated.n_samples == params.update_sessions - 10
 
 
-def test_too_little_data_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="too few closes"):
-        train(_walk(30), TINY)
+def test_too_little_data_is_a_clear_error_with_one_minimum() -> None:
+    need = min_train_closes(TINY)
+    for n in (30, need - 1):
+        with pytest.raises(ValueError, match=rf"too few closes to train: {n} \(need at least {need} "):
+            train(_walk(n), TINY)
+    assert train(_walk(need), TINY).n_samples == 20  # the minimum is exactly enough
 
 
 def test_forecaster_is_a_frozen_value(fit: Fit) -> None:

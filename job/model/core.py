@@ -122,12 +122,11 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
     closes = closes[-params.train_sessions :]
     returns = windows.series(closes, "default")
     x, y = windows.supervised(returns, spec.window)
-    n_val = max(2, round(len(y) * params.validation_fraction))
-    n_train = len(y) - n_val
+    n_train = _split(len(y), params.validation_fraction)[0]
     if n_train < MIN_TRAIN_WINDOWS:
         raise ValueError(
-            f"too few closes to train: {len(closes)} (need at least "
-            f"{spec.window + 1 + MIN_TRAIN_WINDOWS + n_val} for window {spec.window})"
+            f"too few closes to train: {len(closes)} (need at least {min_train_closes(params)} "
+            f"for window {spec.window})"
         )
     scaling = windows.fit_standard(returns[: windows.training_span(n_train, spec.window)])
     result = network.train_loop(
@@ -159,6 +158,20 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
         val_rmse=_rmse(previous * np.exp(shrink * predicted) - actual),
         val_naive_rmse=_rmse(previous - actual),
     )
+
+
+def _split(n_windows: int, validation_fraction: float) -> tuple[int, int]:
+    """(training, validation) window counts: the validation tail is the last windows."""
+    n_val = max(2, round(n_windows * validation_fraction))
+    return n_windows - n_val, n_val
+
+
+def min_train_closes(params: ModelParams) -> int:
+    """The fewest closes a default-preset retrain accepts (one number, whatever the split)."""
+    n = params.window + 1
+    while _split(n - 1 - params.window, params.validation_fraction)[0] < MIN_TRAIN_WINDOWS:
+        n += 1
+    return n
 
 
 def shrink_factor(predicted: np.ndarray, realized: np.ndarray) -> float:
