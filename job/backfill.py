@@ -22,7 +22,7 @@ from job.evaluate import summarize
 from job.pipeline import Cycle, CycleReport
 from job.sources import source_for
 
-log = logging.getLogger("nightcast")
+log = logging.getLogger(__name__)
 
 LOG_EVERY_SECONDS = 30.0
 

@@ -12,13 +12,14 @@ import sys
 import traceback
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from job.config import Settings, load_settings
-from job.errors import NightcastError
+from job.errors import NightcastError, one_line
+from job.redact import redact
 
 app = typer.Typer(
     name="nightcast",
@@ -37,17 +38,18 @@ DatabaseUrl = Annotated[
     ),
 ]
 
-log = logging.getLogger("nightcast")
+log = logging.getLogger("job")
 
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on errors.")
     ] = False,
 ) -> None:
     """Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, tracebacks=ctx.invoked_subcommand == "schedule")
 
 
 @app.command()
@@ -297,44 +299,39 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _setup_logging(verbose: bool) -> None:
+class _Output(logging.Formatter):
+    """Log lines for people: passwords scrubbed; tracebacks only where asked for (`--verbose`,
+    and always in the scheduler's log, which is read after the fact)."""
+
+    def __init__(self, fmt: str, *, tracebacks: bool) -> None:
+        super().__init__(fmt)
+        self.tracebacks = tracebacks
+
+    def formatException(self, ei: Any) -> str:
+        return super().formatException(ei) if self.tracebacks else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _setup_logging(verbose: bool, *, tracebacks: bool = False) -> None:
+    """Every module logs under `job.*` (its `__name__`); one handler on stderr shows them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    level = logging.DEBUG if verbose else logging.INFO
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 
         handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        fmt = "%(message)s"
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(_Output(fmt, tracebacks=verbose or tracebacks))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    log.setLevel(level)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "yfinance"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-def _hide_password(message: str, args: list[str]) -> str:
-    """Scrub a database password that a driver may have echoed into an error."""
-    try:
-        password = _password_in_use(args)
-    except Exception:  # an unparsable URL has no password to hide
-        return message
-    return message.replace(password, "***") if password else message
-
-
-def _password_in_use(args: list[str]) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    for index, arg in enumerate(args):
-        if arg == "--database-url" and index + 1 < len(args):
-            return make_url(args[index + 1]).password
-        if arg.startswith("--database-url="):
-            return make_url(arg.split("=", 1)[1]).password
-    raw = os.environ.get("NIGHTCAST_DATABASE_URL")
-    return make_url(raw).password if raw else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,21 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         app(args=args, prog_name="nightcast")  # standalone: usage errors exit 2 by themselves
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except OperationalError as exc:
-        if verbose:
-            traceback.print_exc()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        typer.echo(f"error: database: {_hide_password(reason, args)}", err=True)
-        return 1
-    except NightcastError as exc:
-        if verbose:
-            traceback.print_exc()
-        typer.echo(f"error: {_hide_password(str(exc), args)}", err=True)
-        return 1
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        detail = _hide_password(f"{type(exc).__name__}: {exc}".splitlines()[0], args)
-        typer.echo(f"error: {detail} (run with --verbose for the traceback)", err=True)
+        expected = isinstance(exc, NightcastError | DBAPIError)
+        hint = "" if expected or verbose else " (run with --verbose for details)"
+        typer.echo(f"error: {one_line(exc)}{hint}", err=True)
         return 1
     return 0

@@ -10,11 +10,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from job import redact
 from job.errors import NightcastError
 from job.tickers import normalize_ticker
 
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///nightcast.db"
+    # Apart from the URL, so that any password works as is (no URL-encoding): compose and
+    # Docker secrets pass it this way. Either one, or a password in the URL.
+    database_password: SecretStr | None = None
+    database_password_file: Path | None = None
     tickers: Annotated[list[str], NoDecode] = ["TSLA"]
     source: Literal["yahoo", "csv", "sample"] = "yahoo"
     csv_path: Path | None = None
@@ -78,12 +83,20 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _valid_url(cls, value: str) -> str:
+        # A password with @ : / ? # pasted into a URL makes it ambiguous or unparsable, and
+        # the parser's own message would quote a piece of it: say what to do instead.
+        hint = "; a password with @ : / ? # must be URL-encoded or set in NIGHTCAST_DATABASE_PASSWORD"
         try:
             url = make_url(value)
-        except ArgumentError:
-            raise ValueError("not a database URL (expected e.g. sqlite:///nightcast.db)") from None
+            url.port  # noqa: B018  (a non-numeric port raises here)
+        except (ArgumentError, ValueError):
+            raise ValueError(f"not a database URL (expected e.g. sqlite:///nightcast.db{hint})") from None
+        if "@" in (url.host or ""):
+            raise ValueError(f"the host part holds an @{hint}")
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("only sqlite and postgresql databases are supported")
+        for password in redact.passwords_in(url):
+            redact.remember(password)
         return value
 
     @field_validator("tickers", mode="before")
@@ -148,10 +161,32 @@ class Settings(BaseSettings):
             raise ValueError(f"not a crontab expression: {exc}") from None
         return value
 
+    @model_validator(mode="after")
+    def _password_into_url(self) -> Settings:
+        """Put a separately given password into `database_url` (encoded by SQLAlchemy)."""
+        if self.database_password is not None and self.database_password_file is not None:
+            raise ValueError(
+                f"{ENV_PREFIX}DATABASE_PASSWORD and {ENV_PREFIX}DATABASE_PASSWORD_FILE are both set: keep one"
+            )
+        password = self.database_password.get_secret_value() if self.database_password else None
+        if self.database_password_file is not None:
+            try:
+                password = self.database_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(
+                    f"{ENV_PREFIX}DATABASE_PASSWORD_FILE: cannot read {self.database_password_file} "
+                    f"({type(exc).__name__})"
+                ) from None
+        if password and make_url(self.database_url).get_backend_name() == "postgresql":
+            redact.remember(password)
+            url = make_url(self.database_url).set(password=password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
+
     @property
     def safe_database_url(self) -> str:
         """The URL with any password masked, for logs, errors and `status`."""
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return redact.mask_url(self.database_url)
 
 
 def _setting_name(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
@@ -168,5 +203,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across settings names them itself
+            raise NightcastError(f"setting {message}") from None
         name = _setting_name(first["loc"], clean)
         raise NightcastError(f"setting {name}: {message}") from None

@@ -11,3 +11,23 @@ class TickerError(NightcastError):
     def __init__(self, ticker: str, message: str) -> None:
         super().__init__(f"{ticker}: {message}")
         self.ticker = ticker
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, for people: one line, passwords scrubbed, no SQL or driver dump.
+
+    A database error names the database and the driver's first line (SQLAlchemy's own text
+    would add the statement and its parameters); anything unforeseen names its type.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from job.redact import redact
+
+    if isinstance(exc, DBAPIError):
+        text = f"database: {str(exc.orig).strip() or type(exc.orig).__name__}"
+    elif isinstance(exc, NightcastError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return redact(first)

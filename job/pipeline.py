@@ -23,7 +23,7 @@ from job.calendar import Sessions, get_sessions
 from job.config import Settings
 from job.db import get_engine, model_versions, predictions, price_revisions, prices, upsert
 from job.db.migrate import require_current
-from job.errors import TickerError
+from job.errors import TickerError, one_line
 from job.evaluate import skill, update_rolling_metrics
 from job.ingest import ingest_ticker
 from job.lock import cycle_lock
@@ -33,7 +33,7 @@ from job.model.store import LoadedModel, load_latest, save_version
 from job.runs import finish_run, start_run, utcnow
 from job.sources import PriceSource
 
-log = logging.getLogger("nightcast")
+log = logging.getLogger(__name__)
 
 Kind = Literal["run", "backfill"]
 
@@ -129,7 +129,7 @@ class Cycle:
                         continue
                     reports.append(self._ticker(ticker, run_id, horizon, start))
             except BaseException as exc:
-                finish_run(url, run_id, "failed", _details(reports), f"interrupted: {exc!r}")
+                finish_run(url, run_id, "failed", _details(reports), f"interrupted: {one_line(exc)}")
                 raise
             finally:
                 tensorflow.join()
@@ -166,12 +166,14 @@ class Cycle:
                 with self.engine.begin() as conn:
                     state = self._session(conn, ticker, session, closes, state, run_id, report)
         except TickerError as exc:
-            report.status, report.error = "failed", str(exc)
+            report.status, report.error = "failed", one_line(exc)
+            log.error("%s", report.error)
         except Exception as exc:  # one bad ticker never stops the others
-            log.debug("%s failed", ticker, exc_info=True)
-            report.status, report.error = "failed", f"{ticker}: {type(exc).__name__}: {exc}"
-        if report.error:
-            log.error(report.error)
+            report.status, report.error = "failed", f"{ticker}: {one_line(exc)}"
+            log.error("%s", report.error, exc_info=True)  # the traceback stays in the service's log
+        else:
+            if report.error:
+                log.error("%s", report.error)
         return report
 
     def _pending(

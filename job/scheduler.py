@@ -30,7 +30,7 @@ from job.pipeline import Cycle
 from job.runs import utcnow
 from job.sources import source_for
 
-log = logging.getLogger("nightcast")
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 60
 

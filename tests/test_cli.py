@@ -5,8 +5,10 @@ import sys
 
 import pytest
 
-from job.cli import _hide_password, main
+from job import redact
+from job.cli import main
 from job.db.migrate import head_revision
+from job.errors import one_line
 
 
 def test_migrate_then_status_on_each_database(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,15 +67,41 @@ def test_password_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
     assert "error: database:" in captured.err
 
 
-def test_a_password_echoed_in_an_error_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
-    message = "connection failed for postgres:s3cr3t@db"
-    url = "postgresql+psycopg://postgres:s3cr3t@db/nightcast"
-    assert _hide_password(message, ["status", "--database-url", url]) == (
-        "connection failed for postgres:***@db"
-    )
-    assert _hide_password(message, ["status", f"--database-url={url}"]).count("s3cr3t") == 0
-    monkeypatch.setenv("NIGHTCAST_DATABASE_URL", url)
-    assert "s3cr3t" not in _hide_password(message, ["status"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?password=S3cret",
+        "postgresql+psycopg://postgres:S3cret@127.0.0.1:1/nowhere",
+        "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?sslmode=disable&password=S3cret",
+    ],
+)
+def test_a_password_anywhere_in_the_url_is_never_printed(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("migrate", "status", "run", "ingest"):
+        assert main([command, "--database-url", url]) == 1
+    captured = capsys.readouterr()
+    assert "S3cret" not in captured.out + captured.err
+    assert captured.err.count("\n") == 4 and captured.err.startswith("error: database: ")
+
+
+def test_an_unencoded_at_in_the_password_is_named_without_quoting_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for url in (
+        "postgresql+psycopg://postgres:p@ssW0rd@host/db",
+        "postgresql+psycopg://u:p@ss:w/rd?#1@db:5432/x",
+    ):
+        assert main(["status", "--database-url", url]) == 1
+        err = capsys.readouterr().err
+        assert "ssW0rd" not in err and "w/rd" not in err and err.count("\n") == 1
+        assert "must be URL-encoded or set in NIGHTCAST_DATABASE_PASSWORD" in err
+
+
+def test_redact_scrubs_remembered_passwords_as_written_and_encoded() -> None:
+    redact.remember("p@ss:w/rd?#1")
+    assert redact.redact("user p@ss:w/rd?#1 and u:p%40ss%3Aw%2Frd%3F%231@db") == "user *** and u:***@db"
+    assert one_line(RuntimeError("boom: p@ss:w/rd?#1\n  [SQL: SELECT 1]")) == "RuntimeError: boom: ***"
 
 
 def test_status_masks_password_in_the_url(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,3 +117,69 @@ def test_python_dash_m_job_is_the_same_cli() -> None:
     )
     assert done.returncode == 0
     assert "migrate" in done.stdout and "status" in done.stdout
+
+
+PASSWORDS = ["p@ss:w/rd?#1", "a b%20c", "ünï'\"\\$x", "%", "x@y@z/#?&=+"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_separate_password_reaches_the_driver_as_is(password: str, tmp_path, capsys) -> None:
+    """NIGHTCAST_DATABASE_PASSWORD(_FILE): no URL-encoding needed, whatever the characters."""
+    from job.config import load_settings
+    from job.db import get_engine
+
+    url = "postgresql+psycopg://nightcast@db:5432/nightcast"
+    secret_file = tmp_path / "db_password"
+    secret_file.write_text(password + "\n")  # as `echo pw > file` writes it
+    for settings in (
+        load_settings(database_url=url, database_password=password),
+        load_settings(database_url=url, database_password_file=secret_file),
+    ):
+        engine = get_engine(settings.database_url)
+        _, params = engine.dialect.create_connect_args(engine.url)
+        assert params["password"] == password and params["host"] == "db" and params["dbname"] == "nightcast"
+        assert settings.safe_database_url == "postgresql+psycopg://nightcast:***@db:5432/nightcast"
+        assert password not in redact.redact(f"failed: {settings.database_url} / {password}")
+
+
+def test_password_settings_problems_are_one_line(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setenv("NIGHTCAST_DATABASE_URL", "postgresql+psycopg://nightcast@127.0.0.1:1/x")
+    monkeypatch.setenv("NIGHTCAST_DATABASE_PASSWORD_FILE", str(tmp_path / "missing"))
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: setting NIGHTCAST_DATABASE_PASSWORD_FILE: cannot read {tmp_path / 'missing'} "
+        "(FileNotFoundError)\n"
+    )
+    monkeypatch.setenv("NIGHTCAST_DATABASE_PASSWORD", "x")
+    assert main(["status"]) == 1
+    assert "are both set: keep one" in capsys.readouterr().err
+
+
+def _log_unexpected() -> None:
+    import logging
+
+    logging.getLogger("job.ingest").info("info from a job module")
+    logging.getLogger("job.pipeline").debug("debug detail")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("job.pipeline").error("TSLA: RuntimeError: boom", exc_info=True)
+
+
+@pytest.mark.parametrize(
+    ("verbose", "tracebacks", "debug", "traceback"),
+    [(False, False, False, False), (True, False, True, True), (False, True, False, True)],
+)
+def test_one_logger_tree_and_tracebacks_where_asked(
+    capsys: pytest.CaptureFixture[str], verbose: bool, tracebacks: bool, debug: bool, traceback: bool
+) -> None:
+    """All of job.* shows INFO; tracebacks with --verbose, and always in the scheduler's log."""
+    from job.cli import _setup_logging
+
+    _setup_logging(verbose, tracebacks=tracebacks)
+    _log_unexpected()
+    err = capsys.readouterr().err
+    assert "info from a job module" in err
+    assert ("debug detail" in err) == debug
+    assert ("Traceback (most recent call last)" in err) == traceback
+    assert "TSLA: RuntimeError: boom" in err

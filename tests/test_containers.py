@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from job.cli import main
 from job.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+PASSWORD = "p@ss:w/rd?#1"  # what a password manager makes: URL metacharacters included
 
 
 def _tool(name: str) -> str:
@@ -55,7 +57,7 @@ def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    done = _compose_config({"POSTGRES_PASSWORD": "pw-from-env"})
+    done = _compose_config({"POSTGRES_PASSWORD": PASSWORD})
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
 
@@ -128,8 +130,9 @@ def test_compose_environment_gives_valid_settings(compose: dict, monkeypatch: py
         for key, value in compose["services"][name]["environment"].items():
             monkeypatch.setenv(key, str(value))
         settings = load_settings()
-        assert settings.database_url.startswith("postgresql+psycopg://nightcast:pw-from-env@db:5432/")
-        assert "pw-from-env" not in settings.safe_database_url
+        url = make_url(settings.database_url)
+        assert (url.username, url.password, url.host, url.port) == ("nightcast", PASSWORD, "db", 5432)
+        assert settings.safe_database_url == "postgresql+psycopg://nightcast:***@db:5432/nightcast"
         assert settings.tickers and settings.calendar == "XNYS"
 
 
