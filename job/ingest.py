@@ -213,7 +213,7 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
     try:
         result = step()
     except TickerError as exc:
-        log.info("%s", exc)  # the caller reports it; no duplicate line on stderr
+        log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
         return IngestOutcome(ticker, error=str(exc))
     except NightcastError as exc:
         return IngestOutcome(ticker, error=f"{ticker}: {exc}")

@@ -174,7 +174,7 @@ def test_bad_files_fail_their_ticker_and_lose_nothing(migrated_url: str, tmp_pat
         f"NEG: {folder / 'NEG.csv'}: rejected 2020-07-31: non-positive price (close=-286.152)"
     )
     assert got["BADDATE"] == (
-        f"BADDATE: {folder / 'BADDATE.csv'}: rejected row 1: unparseable date ('2020-08-3x')"
+        f"BADDATE: {folder / 'BADDATE.csv'}: rejected line 2543: unparseable date ('2020-08-3x')"
     )
     assert got["bad ticker"].startswith("invalid ticker 'bad ticker'")
     for ticker, frame in kept.items():
