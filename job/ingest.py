@@ -120,7 +120,7 @@ def ingest_ticker(
     from `history_start`; a stored one from its last `OVERLAP_SESSIONS` sessions (or from
     `start` if given). Raises `TickerError` for anything wrong with this ticker's data.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     result, pending = _prepare(
         conn,
         normalize_ticker(ticker),
@@ -159,7 +159,7 @@ def ingest_many(
     tickers in one query.
     """
     engine = get_engine(url)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     names: list[str | None] = []
     slots: list[IngestOutcome | None] = []
     for raw in tickers:
@@ -563,7 +563,7 @@ def _executemany_sqlite(
     return n
 
 
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _PG_EPOCH_DAY = _PG_EPOCH.date().toordinal()
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 _COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)

@@ -7,7 +7,7 @@ import pytest
 from job.calendar import Sessions, get_sessions
 from job.errors import NightcastError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(scope="module")

@@ -142,3 +142,15 @@ def test_env_example_documents_every_compose_variable() -> None:
     example = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert variables == documented
+
+
+def test_the_python_requirement_is_true() -> None:
+    """The code uses 3.11 APIs (datetime.UTC, ExceptionGroup-era typing): the metadata, the
+    linter's target and the image agree on it."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["requires-python"] == ">=3.11"
+    assert project["tool"]["ruff"]["target-version"] == "py311"
+    assert re.search(r"^FROM python:3\.11", DOCKERFILE, re.MULTILINE)
+    assert sys.version_info >= (3, 11)

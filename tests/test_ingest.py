@@ -18,7 +18,7 @@ from job.sources.base import finish
 from job.validate import validate
 
 XNYS = get_sessions("XNYS")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NIGHT = dt.datetime(2020, 7, 31, 22, 30, tzinfo=UTC)
 START = dt.date(2000, 1, 1)
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"

@@ -95,7 +95,7 @@ def download_frame(
     return data
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 AFTER_CLOSE = dt.datetime(2020, 7, 31, 22, 30, tzinfo=UTC)  # 18:30 New York, the nightly run
 DURING_SESSION = dt.datetime(2020, 7, 31, 17, 0, tzinfo=UTC)  # 13:00 New York
 JULY = (dt.date(2020, 7, 1), dt.date(2020, 7, 31))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ def add_prices(conn: sa.Connection, ticker: str, closes: dict[str, float]) -> No
                 "adj_close": close,
                 "volume": 1,
                 "source": "csv",
-                "ingested_at": datetime(2020, 8, 1, tzinfo=timezone.utc),
+                "ingested_at": datetime(2020, 8, 1, tzinfo=UTC),
             }
             for day, close in closes.items()
         ],

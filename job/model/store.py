@@ -67,7 +67,7 @@ def save_version(
         "val_loss": _finite_or_none(fit.val_loss),
         "artifact": data,
         "artifact_sha256": artifact.sha256(data),
-        "created_at": dt.datetime.now(dt.timezone.utc),
+        "created_at": dt.datetime.now(dt.UTC),
     }
     # A statement with parameters, not `.values(...)`: SQLAlchemy compiles it once per process
     # instead of rebuilding it for every one of a backfill's versions.
@@ -120,7 +120,7 @@ def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = N
         raise ArtifactError(ticker, row.id, f"artifact unreadable ({type(exc).__name__}: {exc})") from exc
     created_at = row.created_at
     if created_at.tzinfo is None:  # SQLite keeps no offset; we always store UTC
-        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+        created_at = created_at.replace(tzinfo=dt.UTC)
     return LoadedModel(
         version_id=row.id,
         kind=row.kind,

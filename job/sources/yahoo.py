@@ -163,7 +163,7 @@ class YahooSource:
     ) -> None:
         self.sessions = sessions or get_sessions("XNYS")
         self._download = download
-        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._attempts = attempts
         self._wait = tenacity.wait_exponential(multiplier=wait_initial, max=wait_max) + tenacity.wait_random(
             0, wait_initial
