@@ -145,8 +145,8 @@ def test_env_example_documents_every_compose_variable() -> None:
 
 
 def test_the_python_requirement_is_true() -> None:
-    """The code uses 3.11 APIs (datetime.UTC, ExceptionGroup-era typing): the metadata, the
-    linter's target and the image agree on it."""
+    """The code uses 3.11 APIs (datetime.UTC, tomllib): the metadata, the linter's target and
+    the image agree on it."""
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

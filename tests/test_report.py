@@ -127,6 +127,21 @@ def test_pngs_are_real_charts_and_embedded_in_the_page(backfilled: str, tmp_path
     assert "<h2>TSLA</h2>" in page and 'src="TSLA' not in page  # no external references
 
 
+def test_symlinks_already_in_the_folder_are_replaced_not_followed(backfilled: str, tmp_path: Path) -> None:
+    out, victim = tmp_path / "report", tmp_path / "precious.txt"
+    out.mkdir()
+    victim.write_text("keep me")
+    for name in ("TSLA_forecast.png", "index.html"):
+        (out / name).symlink_to(victim)
+    assert report(backfilled, out) == 0
+    assert victim.read_text() == "keep me"
+    for name in ("TSLA_forecast.png", "index.html"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 1000
+    assert sorted(p.name for p in out.iterdir()) == [
+        "TSLA_errors.png", "TSLA_forecast.png", "TSLA_rolling.png", "index.html"
+    ]  # fmt: skip
+
+
 def test_charts_plot_the_stored_series_at_their_target_sessions(backfilled: str) -> None:
     with get_engine(backfilled).connect() as conn:
         data = load_chart_data(conn, "TSLA", START, REPORT_END)
