@@ -52,6 +52,7 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TickerError(ticker, f"{path}: malformed CSV ({reason})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
+    raw = raw.fillna("")  # a row with too few cells: the missing ones are empty
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise TickerError(
