@@ -115,10 +115,29 @@ def parse_range(start: str | None, end: str | None) -> tuple[date | None, date |
     return first, last
 
 
-def _cycle_settings(
-    database_url: str | None, tickers: str | None, source: str | None, csv: Path | None
-) -> Settings:
-    return load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Train on N local Dask worker processes; overrides NIGHTCAST_WORKERS (default: in-process).",
+        show_default=False,
+    ),
+]
+DaskAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-address",
+        help="Train on an existing Dask cluster, e.g. tcp://host:8786; overrides NIGHTCAST_DASK_ADDRESS.",
+        show_default=False,
+    ),
+]
+
+
+def _cycle(settings: Settings, **callbacks: Any) -> Any:
+    from job.pipeline import Cycle
+    from job.sources import source_for
+
+    return Cycle(settings, source_for(settings), **callbacks)
 
 
 @app.command()
@@ -128,18 +147,19 @@ def run(
     csv: CsvPath = None,
     as_of: AsOf = None,
     wait: Wait = False,
+    workers: Workers = None,
+    dask_address: DaskAddress = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """One nightly cycle: ingest, evaluate, update or retrain, forecast the next session.
 
     Sessions missed since the last run are caught up in order. Exit code 1 if any ticker failed.
     """
-    from job.pipeline import Cycle
-    from job.sources import source_for
-
-    settings = _cycle_settings(database_url, tickers, source, csv)
-    cycle = Cycle(settings, source_for(settings))
-    report = cycle.run(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
+    settings = load_settings(
+        database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
+        dask_address=dask_address,
+    )  # fmt: skip
+    report = _cycle(settings).run(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
     for t in report.tickers:
         if t.status == "ok":
             span = f"as of {t.first_as_of}..{t.last_as_of}" if t.sessions else "already up to date"
@@ -147,8 +167,6 @@ def run(
                 f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
                 f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
             )
-        else:
-            typer.echo(f"{t.ticker}: {t.status}: {t.error}", err=True)
     typer.echo(f"run #{report.run_id} {report.status}")
     if report.status != "succeeded":
         raise typer.Exit(1)
@@ -165,6 +183,8 @@ def backfill(
     source: SourceName = None,
     csv: CsvPath = None,
     wait: Wait = False,
+    workers: Workers = None,
+    dask_address: DaskAddress = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Replay past sessions walk-forward, exactly as the nightly job would have run them.
@@ -172,12 +192,18 @@ def backfill(
     The first model is trained on sessions strictly before --start. Interrupt it any time:
     the same command resumes after the last stored session and a finished range is left as is.
     """
-    from job.backfill import run_backfill
+    from job.console import print_summary, progress
 
-    settings = _cycle_settings(database_url, tickers, source, csv)
+    settings = load_settings(
+        database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
+        dask_address=dask_address,
+    )  # fmt: skip
     first, last = parse_range(start, end)
     assert first is not None  # --start is required
-    report = run_backfill(settings, start=first, end=last, wait=wait)
+    with progress() as (on_plan, on_session):
+        cycle = _cycle(settings, on_plan=on_plan, on_session=on_session)
+        report = cycle.run(settings.tickers, kind="backfill", start=first, as_of=last, wait=wait)
+    print_summary(report)
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -192,17 +218,31 @@ def train_command(
         ),
     ] = None,
     wait: Wait = False,
+    workers: Workers = None,
+    dask_address: DaskAddress = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Retrain each ticker's model from scratch on stored prices and store it as a new version."""
-    from job.pipeline import retrain_now
-
-    settings = load_settings(database_url=database_url, tickers=tickers)
-    failed = False
-    for line in retrain_now(settings, as_of=parse_date("--as-of", as_of), wait=wait):
-        failed |= line.startswith("error")
-        typer.echo(line, err=line.startswith("error"))
-    if failed:
+    settings = load_settings(
+        database_url=database_url, tickers=tickers, workers=workers, dask_address=dask_address
+    )
+    report = _cycle(settings).run(
+        settings.tickers, kind="train", as_of=parse_date("--as-of", as_of), wait=wait
+    )
+    for t in report.tickers:
+        if t.status != "ok":
+            continue
+        skill = (
+            f"validation RMSE {t.val_rmse:.4f} vs naive {t.val_naive_rmse:.4f} "
+            f"(ratio {t.val_rmse / t.val_naive_rmse:.3f})"
+            if t.val_rmse is not None and t.val_naive_rmse
+            else "no validation tail"
+        )
+        typer.echo(
+            f"{t.ticker}: version {t.version_id}, trained on {t.trained_from}..{t.last_as_of}, "
+            f"{t.epochs} epochs, {skill}"
+        )
+    if report.status != "succeeded":
         raise typer.Exit(1)
 
 
@@ -285,11 +325,9 @@ def ingest(
     wait: Wait = False,
 ) -> None:
     """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
-    from job.ingest import run_ingest
-
     first, last = parse_range(start, end)
-    settings = _cycle_settings(database_url, tickers, source, csv)
-    outcomes = run_ingest(settings, start=first, end=last, wait=wait)
+    settings = load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
+    outcomes = _cycle(settings).ingest(settings.tickers, start=first, end=last, wait=wait)
     for outcome in outcomes:
         if outcome.result is not None:
             typer.echo(outcome.result.summary())

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     heartbeat_file: Path = Path("nightcast.heartbeat")
     metric_windows: Annotated[list[int], NoDecode] = [5, 20, 60]
     history_start: date = date(2000, 1, 1)
+    workers: int | None = Field(None, ge=1, description="local Dask worker processes (none: in-process)")
+    dask_address: str | None = Field(None, description="an existing Dask scheduler, tcp://host:8786")
     model: ModelParams = ModelParams()
     policy: RetrainPolicy = RetrainPolicy()
 

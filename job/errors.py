@@ -13,6 +13,10 @@ class TickerError(NightcastError):
         self.ticker = ticker
 
 
+class ClaimLost(NightcastError):
+    """The connection holding this cycle's claims is gone: stop before writing anything more."""
+
+
 def one_line(exc: BaseException) -> str:
     """What went wrong, for people: one line, passwords scrubbed, no SQL or driver dump.
 

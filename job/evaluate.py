@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from job import scores
 from job.db import rolling_metrics, upsert
 from job.db.schema import prediction_errors as errors_view
 
@@ -32,21 +33,12 @@ class ErrorStats:
 
     @classmethod
     def of(cls, predicted: np.ndarray, actual: np.ndarray) -> ErrorStats:
-        error = predicted - actual
         return cls(
-            n=len(error),
-            rmse=float(np.sqrt(np.mean(error**2))),  # a true root of the mean squared error
-            mae=float(np.mean(np.abs(error))),
-            mape=float(100.0 * np.mean(np.abs(error) / actual)),
+            len(actual),
+            scores.rmse(predicted, actual),
+            scores.mae(predicted, actual),
+            scores.mape(predicted, actual),
         )
-
-
-def _matured(
-    conn: sa.Connection, ticker: str, model: str, through: date, limit: int
-) -> tuple[list[date], np.ndarray, np.ndarray]:
-    """The newest `limit` matured forecasts of one model up to `through`, oldest first."""
-    rows = conn.execute(_NEWEST, {"ticker": ticker, "model": model, "through": through, "limit": limit}).all()
-    return _columns(rows[::-1])
 
 
 def _columns(rows: Sequence[sa.Row[Any]]) -> tuple[list[date], np.ndarray, np.ndarray]:
@@ -58,23 +50,17 @@ def _columns(rows: Sequence[sa.Row[Any]]) -> tuple[list[date], np.ndarray, np.nd
 # them per call cost more than running them.
 _view = errors_view
 _OF_MODEL = sa.and_(_view.c.ticker == sa.bindparam("ticker"), _view.c.model == sa.bindparam("model"))
-_UPTO = sa.select(_view.c.target_date, _view.c.predicted_close, _view.c.actual_close).where(
-    _OF_MODEL, _view.c.target_date <= sa.bindparam("through")
-)
-_NEWEST = _UPTO.order_by(_view.c.target_date.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
-_FIRST_NEEDED = (  # the `widest`-th newest matured target on or before `last`
-    sa.select(_view.c.target_date)
-    .where(_OF_MODEL, _view.c.target_date <= sa.bindparam("last"))
+_MATURED = sa.select(_view.c.target_date, _view.c.predicted_close, _view.c.actual_close).where(_OF_MODEL)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+_BEFORE = (
+    _MATURED.where(_view.c.target_date < sa.bindparam("since"))
     .order_by(_view.c.target_date.desc())
-    .offset(sa.bindparam("skip", type_=sa.Integer))
-    .limit(1)
-    .scalar_subquery()
+    .limit(_LIMIT)
 )
-_ALL = _UPTO.order_by(_view.c.target_date)
-_SINCE = _ALL.where(sa.or_(_FIRST_NEEDED.is_(None), _view.c.target_date >= _FIRST_NEEDED))
-_LAST_EVALUATED = sa.select(sa.func.max(rolling_metrics.c.date)).where(
-    rolling_metrics.c.ticker == sa.bindparam("ticker")
+_FROM = (
+    _MATURED.where(_view.c.target_date >= sa.bindparam("since")).order_by(_view.c.target_date).limit(_LIMIT)
 )
+_ALL = _MATURED.order_by(_view.c.target_date)
 
 
 def _as_date(value: date | str) -> date:
@@ -82,70 +68,44 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def update_rolling_metrics(
-    conn: sa.Connection, ticker: str, through: date, windows: list[int], *, recompute: bool = False
-) -> int:
-    """Write rolling metrics for every session that matured since the last evaluation.
+def update_rolling_metrics(conn: sa.Connection, ticker: str, windows: list[int], since: date | None) -> int:
+    """Write the rolling-metric rows that forecasts maturing on or after `since` touch.
 
-    Only the newest rows plus the largest window are read, so the nightly cost does not grow
-    with history. `recompute` redoes the whole ticker (after a price revision re-based it).
-    Returns the number of rows written.
+    The row of date d summarizes the last `window` matured forecasts with target <= d, so a
+    forecast with target s changes the rows of s and of the next `max(windows) - 1` matured
+    targets, and no other. A night (since = tonight's session) writes one date; a backfill
+    that fills sessions before forecasts already stored rewrites the later rows its new
+    forecasts reach, so they never go stale. `since=None` redoes the whole ticker (after a
+    price revision re-based it). Returns the number of rows written.
     """
-    last = None
-    if not recompute:
-        last = conn.execute(_LAST_EVALUATED, {"ticker": ticker}).scalar()
     widest = max(windows)
     rows = []
     for model in MODELS:
-        dates, predicted, actual = _matured_since(conn, ticker, model, through, last, widest)
+        dates, predicted, actual = _around(conn, ticker, model, since, widest)
         for i, day in enumerate(dates):
-            if last is not None and day <= last:
+            if since is not None and day < since:
                 continue  # read only as the start of a window
             for window in windows:
                 lo = max(0, i - window + 1)
                 stats = ErrorStats.of(predicted[lo : i + 1], actual[lo : i + 1])
                 rows.append(
-                    {
-                        "ticker": ticker,
-                        "date": day,
-                        "model": model,
-                        "window_days": window,
-                        "n": stats.n,
-                        "rmse": stats.rmse,
-                        "mae": stats.mae,
-                        "mape": stats.mape,
-                    }
-                )
+                    {"ticker": ticker, "date": day, "model": model, "window_days": window,
+                     "n": stats.n, "rmse": stats.rmse, "mae": stats.mae, "mape": stats.mape}
+                )  # fmt: skip
     return upsert(conn, rolling_metrics, rows)
 
 
-def _matured_since(
-    conn: sa.Connection, ticker: str, model: str, through: date, last: date | None, widest: int
+def _around(
+    conn: sa.Connection, ticker: str, model: str, since: date | None, widest: int
 ) -> tuple[list[date], np.ndarray, np.ndarray]:
-    """Matured forecasts after `last` up to `through`, preceded by the `widest` before them.
-
-    One query: the first row needed is found by a subquery (the widest-th newest matured
-    target on or before `last`), so a night reads a few dozen rows whatever the history.
-    """
-    values = {"ticker": ticker, "model": model, "through": through}
-    if last is None:
+    """Matured forecasts: the `widest - 1` before `since` and the `widest` from it on (all
+    when `since` is None), oldest first; two small queries whatever the history."""
+    values = {"ticker": ticker, "model": model}
+    if since is None:
         return _columns(conn.execute(_ALL, values).all())
-    return _columns(conn.execute(_SINCE, values | {"last": last, "skip": widest - 1}).all())
-
-
-def skill(conn: sa.Connection, ticker: str, through: date, window: int) -> float | None:
-    """RMSE_lstm / RMSE_naive over the last `window` sessions both models forecast.
-
-    None until a full window has matured: a ratio over two or three sessions is noise.
-    """
-    lstm_dates, lstm_pred, actual = _matured(conn, ticker, "lstm", through, limit=window)
-    naive_dates, naive_pred, _ = _matured(conn, ticker, "naive", through, limit=window)
-    if len(lstm_dates) < window or lstm_dates != naive_dates:
-        return None
-    naive_rmse = ErrorStats.of(naive_pred, actual).rmse
-    if naive_rmse == 0:
-        return None
-    return ErrorStats.of(lstm_pred, actual).rmse / naive_rmse
+    before = conn.execute(_BEFORE, values | {"since": since, "limit": widest - 1}).all()[::-1]
+    after = conn.execute(_FROM, values | {"since": since, "limit": widest}).all()
+    return _columns([*before, *after])
 
 
 @dataclass(frozen=True)

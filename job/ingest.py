@@ -21,20 +21,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from job.calendar import Sessions
-from job.db import get_engine, predictions, price_revisions, prices, upsert
-from job.errors import NightcastError, TickerError
+from job.db import predictions, price_revisions, prices, upsert
+from job.errors import ClaimLost, NightcastError, TickerError
+from job.evaluate import update_rolling_metrics
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
 from job.validate import PRICE_COLUMNS, validate
-
-if TYPE_CHECKING:
-    from job.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -102,42 +100,8 @@ class IngestOutcome:
         return self.error is None
 
 
-def ingest_ticker(
-    conn: sa.Connection,
-    ticker: str,
-    source: PriceSource,
-    sessions: Sessions,
-    *,
-    history_start: dt.date,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    now: dt.datetime | None = None,
-) -> IngestResult:
-    """Bring one ticker's stored prices up to `end` (default: the last closed session).
-
-    Runs inside the caller's transaction and never commits: the nightly pipeline wraps a
-    ticker's ingest, training and predictions in one transaction. A new ticker is fetched
-    from `history_start`; a stored one from its last `OVERLAP_SESSIONS` sessions (or from
-    `start` if given). Raises `TickerError` for anything wrong with this ticker's data.
-    """
-    now = now or dt.datetime.now(dt.UTC)
-    result, pending = _prepare(
-        conn,
-        normalize_ticker(ticker),
-        source,
-        sessions,
-        history_start=history_start,
-        start=start,
-        end=end,
-        now=now,
-    )
-    if pending:
-        write_prices(conn, pending.ticker, pending.bars, source.name, now, fresh=pending.fresh)
-    return result
-
-
 def ingest_many(
-    url: str,
+    conn: sa.Connection,
     tickers: Iterable[str],
     source: PriceSource,
     sessions: Sessions,
@@ -146,20 +110,24 @@ def ingest_many(
     start: dt.date | None = None,
     end: dt.date | None = None,
     now: dt.datetime | None = None,
+    verify: Callable[..., None] | None = None,
+    metric_windows: list[int],
 ) -> list[IngestOutcome]:
     """Ingest many tickers; a failing ticker is recorded, the rest go on. Outcomes in input order.
 
-    Each ticker is fetched, validated and compared in its own transaction, which also takes
-    its large writes (a first load, a reload after a revision), so a ticker that fails rolls
-    back alone and nothing stored before is lost. The small appends of a night (a few bars
-    per ticker, already validated and compared) are then written together in one set-based
-    statement: per-ticker commits would cost more than everything else in a night. Each
-    ticker's bars still land whole or not at all; a database error there stops the command
-    with none of them written, and a rerun appends them. Stored sessions are read for all
-    tickers in one query.
+    Each ticker is fetched, validated and compared on its own, and its large writes (a first
+    load, a reload after a revision) commit on their own, so a ticker that fails rolls back
+    alone and nothing stored before is lost. No transaction is open while a source
+    downloads. The small appends of a night (a few bars per ticker, already validated and
+    compared) are then written together in one set-based statement: per-ticker commits
+    would cost more than everything else in a night. Each ticker's bars still land whole or
+    not at all; a database error there stops the command with none of them written, and a
+    rerun appends them. Stored sessions are read for all tickers in one query. `verify`,
+    given the tickers about to be committed, raises if this process may no longer write them
+    (job.claims). `metric_windows`: the rolling metrics a revision recomputes.
     """
-    engine = get_engine(url)
     now = now or dt.datetime.now(dt.UTC)
+    check = verify or (lambda *_: None)
     names: list[str | None] = []
     slots: list[IngestOutcome | None] = []
     for raw in tickers:
@@ -173,36 +141,40 @@ def ingest_many(
             names.append(name)
             slots.append(None)
     appends: dict[int, tuple[IngestResult, _Pending]] = {}
-    # One connection. A transaction begins only when a statement runs (in the nightly case
-    # none does per ticker), and each ticker ends with its own commit or rollback.
-    with engine.connect() as conn:
-        valid = [name for name in names if name is not None]
-        recents = _recent_many(conn, valid, sessions.last_closed_session(now) - RECENT_SPAN)
-        conn.rollback()
+    valid = [name for name in names if name is not None]
+    recents = _recent_many(conn, valid, sessions.last_closed_session(now) - RECENT_SPAN)
+    conn.rollback()
 
-        def ingest_one(position: int, ticker: str) -> IngestResult | None:
-            try:
-                result, pending = _prepare(
-                    conn, ticker, source, sessions, history_start=history_start, start=start, end=end,
-                    now=now, recent=recents.get(ticker),
-                )  # fmt: skip
-                if pending and len(pending.bars) < BULK_THRESHOLD:
-                    appends[position] = (result, pending)
-                elif pending:
+    def ingest_one(position: int, ticker: str) -> IngestResult | None:
+        try:
+            result, pending = _prepare(
+                conn, ticker, source, sessions, history_start=history_start, start=start, end=end,
+                now=now, recent=recents.get(ticker), metric_windows=metric_windows,
+            )  # fmt: skip
+            if pending and len(pending.bars) < BULK_THRESHOLD:
+                appends[position] = (result, pending)
+            elif pending or result.revised:
+                if pending:
                     write_prices(conn, ticker, pending.bars, source.name, now, fresh=pending.fresh)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            return None if position in appends else result
-
-        for position, ticker in enumerate(names):
-            if ticker is not None:
-                slots[position] = _outcome(ticker, partial(ingest_one, position, ticker))
-        if appends:
-            rows = [row for _, p in appends.values() for row in _records(p.ticker, p.bars, source.name, now)]
-            upsert(conn, prices, rows)
+                check(ticker)
             conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return None if position in appends else result
+
+    for position, ticker in enumerate(names):
+        if ticker is not None:
+            slots[position] = _outcome(ticker, partial(ingest_one, position, ticker))
+    if appends:
+        rows = [row for _, p in appends.values() for row in _records(p.ticker, p.bars, source.name, now)]
+        try:
+            upsert(conn, prices, rows)
+            check(*(p.ticker for _, p in appends.values()))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
     for position, (result, _) in appends.items():
         slots[position] = IngestOutcome(result.ticker, result=result)
     return [slot for slot in slots if slot is not None]
@@ -212,6 +184,8 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
     """Run one ticker's step; its failure becomes that ticker's outcome. None: deferred."""
     try:
         result = step()
+    except ClaimLost:
+        raise  # not this ticker's problem: this process may write nothing more
     except TickerError as exc:
         log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
         return IngestOutcome(ticker, error=str(exc))
@@ -247,17 +221,20 @@ def _prepare(
     start: dt.date | None,
     end: dt.date | None,
     now: dt.datetime,
+    metric_windows: list[int],
     recent: Stored | None = None,
 ) -> tuple[IngestResult, _Pending | None]:
     """Fetch, validate and compare; the result as it will be once the pending bars are
     written (None: nothing to write). A re-based history is reloaded here and then, in
-    `conn`; nothing else is written. `recent`: the ticker's last stored sessions, if the
-    caller read them already.
+    `conn`, uncommitted; nothing else is written. `recent`: the ticker's last stored
+    sessions, if the caller read them already. No transaction is open while the source
+    downloads (retries and backoff may take a minute).
     """
     last_closed = sessions.last_closed_session(now)
     end = min(end, last_closed) if end else last_closed
     if recent is None:
         recent = _recent(conn, ticker)
+        conn.rollback()
     stored_last = max(recent, default=None)
     if start is None:
         start = min(recent, default=history_start)
@@ -277,7 +254,9 @@ def _prepare(
         stored = _stored(conn, ticker, first, last)
     overlap = _overlap(batch, stored)
     if _is_revised(overlap):
-        return _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result), None
+        reloaded = _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result)
+        update_rolling_metrics(conn, ticker, metric_windows, since=None)  # predictions were rescaled
+        return reloaded, None
 
     changed = _changed_rows(batch, overlap)
     result.new_rows = sum(1 for d in changed.dates if d not in stored) if stored else len(changed)
@@ -413,10 +392,11 @@ def _reload(
     usable = ratios[np.isfinite(ratios) & (ratios > 0)]  # a broken stored close says nothing of it
     factor = float(np.median(usable)) if len(usable) else 1.0
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
-    everything_before = _stored(conn, ticker, first_stored, None)
+    conn.rollback()  # no transaction while the source downloads; the claim keeps others away
     full = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
     if not len(full):
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
+    everything_before = _stored(conn, ticker, first_stored, None)
 
     _, new, old, common = _overlap(full, everything_before)
     prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]
@@ -604,6 +584,8 @@ def _copy_binary(ticker: str, bars: Bars, source: str, now: dt.datetime) -> byte
 def _copy_postgresql(
     conn: sa.Connection, ticker: str, bars: Bars, source: str, now: dt.datetime, *, fresh: bool
 ) -> int:
+    if not conn.in_transaction():  # the COPY goes around SQLAlchemy, which must still commit it
+        conn.begin()
     target = "prices"
     if not fresh:
         conn.exec_driver_sql(
@@ -621,31 +603,3 @@ def _copy_postgresql(
         )
         conn.exec_driver_sql("TRUNCATE _prices_load")
     return len(bars)
-
-
-# --- command line -----------------------------------------------------------------------
-
-
-def run_ingest(
-    settings: Settings, *, start: dt.date | None, end: dt.date | None, wait: bool = False
-) -> list[IngestOutcome]:
-    """What `nightcast ingest` does once options are parsed: checks, then `ingest_many`
-    under the cycle lock, so that it never interleaves its writes with a running cycle."""
-    from job.calendar import get_sessions
-    from job.db.migrate import require_current
-    from job.lock import cycle_lock
-    from job.sources import source_for
-
-    require_current(settings.database_url)
-    sessions = get_sessions(settings.calendar)
-    source = source_for(settings)
-    with cycle_lock(settings.database_url, wait=wait):
-        return ingest_many(
-            settings.database_url,
-            settings.tickers,
-            source,
-            sessions,
-            history_start=settings.history_start,
-            start=start,
-            end=end,
-        )

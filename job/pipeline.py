@@ -1,41 +1,46 @@
-"""One nightly cycle: ingest -> evaluate -> update or retrain -> predict, per ticker.
+"""A cycle in three stages, data flowing one way: ingest -> compute -> persist.
 
-The unit of work is one (ticker, as-of session): its metrics, model version and both
-forecasts commit together or not at all, so a killed run never leaves half a night behind
-and a rerun resumes at the first session without forecasts. The nightly run, its catch-up
-of missed sessions, and `backfill` are the same loop over different session lists.
+1. Ingest every claimed ticker through the one ingest path (`job.ingest.ingest_many`, what
+   `nightcast ingest` runs), each ticker committed on its own: prices survive a failing
+   model, and no download happens inside a transaction.
+2. Compute: per ticker, `job.plan` reads what its sessions need into a task of arrays, and
+   an executor (this process, or Dask workers) replays it (`job.model.replay`).
+3. Persist: each as-of session's results commit on their own (`job.persist`), on the
+   connection holding the ticker's claim (`job.claims`).
+
+The nightly run, its catch-up of missed sessions, `backfill` and `train` are this one cycle
+over different session lists; each command calls one method here and renders the report.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from typing import Literal
 
-import numpy as np
-import pandas as pd
-import sqlalchemy as sa
-
 from job.calendar import Sessions, get_sessions
+from job.claims import Claims
 from job.config import Settings
-from job.db import get_engine, model_versions, predictions, price_revisions, prices, upsert
 from job.db.migrate import require_current
-from job.errors import TickerError, one_line
-from job.evaluate import skill, update_rolling_metrics
-from job.ingest import ingest_ticker
-from job.lock import cycle_lock
-from job.model import ArtifactError, Forecaster, train, update, warm_up
-from job.model.policy import decide
-from job.model.store import LoadedModel, load_latest, save_version
+from job.errors import ClaimLost, NightcastError, TickerError, one_line
+from job.evaluate import RangeSummary, summarize
+from job.executors import DaskExecutor, InProcess
+from job.ingest import IngestOutcome, ingest_many
+from job.model.replay import Step, Task
+from job.persist import save_step
+from job.plan import plan
 from job.runs import finish_run, start_run, utcnow
 from job.sources import PriceSource
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["run", "backfill"]
+Kind = Literal["run", "backfill", "train"]
+SessionCallback = Callable[[str, dt.date], None]
+PlanCallback = Callable[[str, int], None]
 
 
 @dataclass
@@ -43,7 +48,7 @@ class TickerReport:
     """What one ticker's part of a cycle did; stored in `job_runs.details`."""
 
     ticker: str
-    status: Literal["ok", "failed", "stopped"] = "ok"
+    status: Literal["ok", "failed", "stopped", "busy"] = "ok"
     new_rows: int = 0
     revised: bool = False
     first_as_of: str | None = None
@@ -51,7 +56,33 @@ class TickerReport:
     sessions: int = 0
     retrains: int = 0
     updates: int = 0
+    version_id: int | None = None  # the last version stored
+    trained_from: str | None = None  # ...its training range, epochs and validation figures
+    epochs: int | None = None
+    val_rmse: float | None = None
+    val_naive_rmse: float | None = None
     error: str | None = None
+
+    def add(self, step: Step, version_id: int) -> None:
+        self.sessions += 1
+        self.first_as_of = self.first_as_of or step.as_of.isoformat()
+        self.last_as_of = step.as_of.isoformat()
+        self.retrains += step.kind == "retrain"
+        self.updates += step.kind == "update"
+        self.version_id, self.trained_from, self.epochs = (
+            version_id,
+            step.trained_from.isoformat(),
+            step.fit.epochs,
+        )
+        self.val_rmse, self.val_naive_rmse = step.fit.val_rmse, step.fit.val_naive_rmse
+
+    def fail(
+        self, status: Literal["failed", "stopped", "busy"], error: str, exc: BaseException | None = None
+    ) -> None:
+        """Record why the ticker is not done, and log it: the one line people see for it
+        (`exc`, an unforeseen error, adds its traceback with --verbose and in the service log)."""
+        self.status, self.error = status, error
+        log.log(logging.ERROR if status == "failed" else logging.WARNING, "%s", error, exc_info=exc)
 
 
 @dataclass
@@ -59,32 +90,24 @@ class CycleReport:
     run_id: int
     status: str
     tickers: list[TickerReport] = field(default_factory=list)
+    summaries: dict[str, RangeSummary | None] = field(default_factory=dict)  # backfill: its range
 
     @property
     def failed(self) -> list[TickerReport]:
-        return [t for t in self.tickers if t.status == "failed"]
+        return [t for t in self.tickers if t.status != "ok"]
 
 
-@dataclass
-class _ModelState:
-    """The ticker's current model, carried between sessions of one cycle."""
-
-    version_id: int
-    forecaster: Forecaster
-    last_retrain_through: date
-    revised_since: bool = False  # prices were re-based after this model was trained
-
-    @classmethod
-    def from_loaded(cls, loaded: LoadedModel, revised_since: bool) -> _ModelState:
-        return cls(loaded.version_id, loaded.forecaster, loaded.last_retrain_through, revised_since)
-
-
-SessionCallback = Callable[[str, date], None]
-PlanCallback = Callable[[str, int], None]
+def executor_for(settings: Settings) -> AbstractContextManager[InProcess | DaskExecutor]:
+    """In-process by default; Dask when `workers` or `dask_address` is set."""
+    if settings.dask_address:
+        return DaskExecutor(address=settings.dask_address)
+    if settings.workers:
+        return DaskExecutor(workers=settings.workers)
+    return InProcess()
 
 
 class Cycle:
-    """Runs cycles against one database with one price source."""
+    """Cycles against one database with one price source."""
 
     def __init__(
         self,
@@ -94,240 +117,189 @@ class Cycle:
         stop: threading.Event | None = None,
         on_session: SessionCallback | None = None,
         on_plan: PlanCallback | None = None,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.source = source
-        self.sessions: Sessions = get_sessions(settings.calendar)
-        self.engine = get_engine(settings.database_url)
+        self.calendar: Sessions = get_sessions(settings.calendar)
         self.stop = stop or threading.Event()
-        self.on_session = on_session
-        self.on_plan = on_plan
+        self.on_session = on_session or (lambda ticker, as_of: None)
+        self.on_plan = on_plan or (lambda ticker, sessions: None)
         self.now = now
 
     def run(
         self,
-        tickers: list[str],
+        tickers: Sequence[str],
         *,
         kind: Kind = "run",
-        as_of: date | None = None,
-        start: date | None = None,
+        as_of: dt.date | None = None,
+        start: dt.date | None = None,
         wait: bool = False,
     ) -> CycleReport:
-        """One locked, logged cycle. `start` (backfill) replays every session from there."""
+        """One logged cycle over the tickers this process can claim (all of them, waiting for
+        those another cycle holds, with `wait`). `start` (backfill) replays every session
+        from there; kind "train" retrains each ticker once on its stored prices."""
         url = self.settings.database_url
         require_current(url)
-        horizon = as_of or self.sessions.last_closed_session(self.now())
-        with cycle_lock(url, wait=wait):
-            run_id = start_run(url, kind, tickers)
-            reports: list[TickerReport] = []
-            tensorflow = warm_up()  # imports while prices download
+        horizon = as_of or self.calendar.last_closed_session(self.now())
+        reports = {t: TickerReport(t) for t in tickers}
+        with Claims(url) as claims:
+            claimed = claims.take(tickers, wait=False)
+            run_id = start_run(claims, kind, list(tickers))
             try:
-                for ticker in tickers:
-                    if self.stop.is_set():
-                        reports.append(TickerReport(ticker, status="stopped", error="stop requested"))
-                        continue
-                    reports.append(self._ticker(ticker, run_id, horizon, start))
+                with executor_for(self.settings) as executor:
+                    work = _Work(self, claims, executor, run_id, kind, horizon, start, reports)
+                    work.tickers(claimed)
+                    for ticker in (t for t in tickers if t not in claimed):
+                        if wait and not self.stop.is_set() and claims.take([ticker], wait=True):
+                            work.tickers([ticker])
+                        elif self.stop.is_set():
+                            reports[ticker].fail("stopped", f"{ticker}: stop requested")
+                        else:
+                            reports[ticker].fail("busy", claims.busy_message(ticker))
             except BaseException as exc:
                 finish_run(url, run_id, "failed", _details(reports), f"interrupted: {one_line(exc)}")
                 raise
-            finally:
-                tensorflow.join()
-            status = _overall_status(reports)
-            errors = "; ".join(r.error for r in reports if r.error)
-            finish_run(url, run_id, status, _details(reports), errors or None)
-        return CycleReport(run_id, status, reports)
-
-    def _ticker(self, ticker: str, run_id: int, horizon: date, start: date | None) -> TickerReport:
-        report = TickerReport(ticker)
-        try:
-            with self.engine.begin() as conn:
-                ingested = ingest_ticker(
-                    conn,
-                    ticker,
-                    self.source,
-                    self.sessions,
-                    history_start=self.settings.history_start,
-                    end=horizon,
-                    now=self.now(),
-                )
-                report.new_rows, report.revised = ingested.new_rows, ingested.revised is not None
-                closes = _load_closes(conn, ticker, horizon)
-                todo = self._pending(conn, ticker, closes, horizon, start)
-                if self.on_plan:
-                    self.on_plan(ticker, len(todo))
-                if todo:
-                    state = self._load_model(conn, ticker, todo[0])
-                    state = self._session(conn, ticker, todo[0], closes, state, run_id, report)
-            for session in todo[1:]:
-                if self.stop.is_set():
-                    report.status, report.error = "stopped", f"{ticker}: stopped at {session}"
-                    break
-                with self.engine.begin() as conn:
-                    state = self._session(conn, ticker, session, closes, state, run_id, report)
-        except TickerError as exc:
-            report.status, report.error = "failed", one_line(exc)
-            log.error("%s", report.error)
-        except Exception as exc:  # one bad ticker never stops the others
-            report.status, report.error = "failed", f"{ticker}: {one_line(exc)}"
-            log.error("%s", report.error, exc_info=True)  # the traceback stays in the service's log
-        else:
-            if report.error:
-                log.error("%s", report.error)
+        status = _overall_status(list(reports.values()))
+        errors = "; ".join(r.error for r in reports.values() if r.error)
+        finish_run(url, run_id, status, _details(reports), errors or None)
+        report = CycleReport(run_id, status, list(reports.values()))
+        if kind == "backfill" and start is not None:
+            report.summaries = self._summaries(tickers, start, as_of)
         return report
 
-    def _pending(
-        self,
-        conn: sa.Connection,
-        ticker: str,
-        closes: pd.Series,
-        horizon: date,
-        start: date | None,
-    ) -> list[date]:
-        """As-of sessions still without forecasts, oldest first.
+    def ingest(
+        self, tickers: Sequence[str], *, start: dt.date | None, end: dt.date | None, wait: bool = False
+    ) -> list[IngestOutcome]:
+        """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim."""
+        require_current(self.settings.database_url)
+        settings = self.settings
+        with Claims(settings.database_url) as claims:
+            claimed = claims.take(tickers, wait=wait)
+            outcomes = {
+                o.ticker: o
+                for o in ingest_many(
+                    claims.conn, claimed, self.source, self.calendar, history_start=settings.history_start,
+                    start=start, end=end, now=self.now(), verify=claims.verify,
+                    metric_windows=settings.metric_windows,
+                )
+            }  # fmt: skip
+        return [outcomes.get(t) or IngestOutcome(t, error=claims.busy_message(t)) for t in tickers]
 
-        Nightly: every stored session after the last forecast up to the horizon (the
-        catch-up after missed nights), or only the horizon for a ticker never forecast.
-        Backfill: every session from the one before `start` (whose forecast targets `start`).
-        """
-        stored = [d for d in closes.index if d <= horizon]
-        if not stored:
-            raise TickerError(ticker, f"no stored prices on or before {horizon}")
-        done = set(
-            conn.execute(
-                sa.select(predictions.c.as_of_date)
-                .distinct()
-                .where(predictions.c.ticker == ticker, predictions.c.model == "naive")
-            ).scalars()
-        )
-        if start is not None:
-            before = [d for d in stored if d < start]
-            if not before:
-                raise TickerError(ticker, f"no stored session before --start {start} to train on")
-            lower = before[-1]
+    def _summaries(
+        self, tickers: Sequence[str], start: dt.date, end: dt.date | None
+    ) -> dict[str, RangeSummary | None]:
+        from job.db import get_engine
+
+        with get_engine(self.settings.database_url).connect() as conn:
+            return {t: summarize(conn, t, start, end or dt.date.max) for t in tickers}
+
+
+@dataclass
+class _Work:
+    """The three stages for a set of claimed tickers, reporting into `reports`."""
+
+    cycle: Cycle
+    claims: Claims
+    executor: InProcess | DaskExecutor
+    run_id: int
+    kind: Kind
+    horizon: dt.date
+    start: dt.date | None
+    reports: dict[str, TickerReport]
+    parents: dict[str, int | None] = field(default_factory=dict)
+
+    def tickers(self, tickers: list[str]) -> None:
+        ready = tickers if self.kind == "train" else self._ingest(tickers)
+        for result in self.executor.run(self._plans(ready)):
+            ticker = result.task.ticker
+            report = self.reports[ticker]
+            try:
+                for step in result.steps:
+                    if self.cycle.stop.is_set():
+                        raise _Stopped(f"{ticker}: stopped at {step.as_of}")
+                    self._persist(ticker, step)
+                if result.error is not None:
+                    raise result.error
+            except ClaimLost:
+                raise  # the connection is gone: nothing more can be written for any ticker
+            except _Stopped as exc:
+                report.fail("stopped", str(exc))
+                break
+            except Exception as exc:
+                self._failed(report, exc)
+            if result.done:
+                self.claims.release(ticker)
+        if self.cycle.stop.is_set():  # tickers the stop left untouched
+            for ticker in ready:
+                if self.reports[ticker].status == "ok" and not self.reports[ticker].sessions:
+                    self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
+
+    def _ingest(self, tickers: list[str]) -> list[str]:
+        settings = self.cycle.settings
+        outcomes = ingest_many(
+            self.claims.conn, tickers, self.cycle.source, self.cycle.calendar,
+            history_start=settings.history_start, end=self.horizon, now=self.cycle.now(),
+            verify=self.claims.verify, metric_windows=settings.metric_windows,
+        )  # fmt: skip
+        ready = []
+        for outcome in outcomes:
+            report = self.reports[outcome.ticker]
+            if outcome.result is None:
+                report.fail("failed", outcome.error or f"{outcome.ticker}: ingest failed")
+                continue
+            report.new_rows, report.revised = outcome.result.new_rows, outcome.result.revised is not None
+            for warning in outcome.result.warnings:
+                log.warning("%s", warning)
+            ready.append(outcome.ticker)
+        return ready
+
+    def _plans(self, tickers: list[str]) -> Iterator[Task]:
+        """Each ticker's task, read just before it is handed to the executor."""
+        settings = self.cycle.settings
+        for ticker in tickers:
+            if self.cycle.stop.is_set():
+                self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
+                continue
+            try:
+                planned = plan(
+                    self.claims.conn, ticker, settings, self.cycle.calendar, horizon=self.horizon,
+                    start=self.start, retrain=self.kind == "train",
+                )  # fmt: skip
+            except Exception as exc:
+                self._failed(self.reports[ticker], exc)
+                continue
+            finally:
+                self.claims.conn.rollback()
+            self.cycle.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
+            if planned is not None:
+                self.parents[ticker] = planned.parent_id
+                yield planned.task
+
+    def _persist(self, ticker: str, step: Step) -> None:
+        if step.warning:
+            log.warning("%s", step.warning)
+        version_id = save_step(
+            self.claims, ticker, step, parent_id=self.parents[ticker], run_id=self.run_id,
+            settings=self.cycle.settings, forecasts=self.kind != "train",
+        )  # fmt: skip
+        self.parents[ticker] = version_id
+        self.reports[ticker].add(step, version_id)
+        log.debug("%s as of %s: %s (%s) -> %s", ticker, step.as_of, step.kind, step.reason, step.target)
+        self.cycle.on_session(ticker, step.as_of)
+
+    @staticmethod
+    def _failed(report: TickerReport, exc: BaseException) -> None:
+        """One bad ticker never stops the others; an unforeseen error keeps its traceback in
+        the log (shown with --verbose, and always in the scheduler's log)."""
+        if isinstance(exc, TickerError):
+            report.fail("failed", one_line(exc))
         else:
-            later = [d for d in done if d <= horizon]
-            lower = max(later) if later and max(later) < horizon else stored[-1]
-            if lower == stored[-1] and stored[-1] not in done:
-                return [stored[-1]]
-        return [d for d in stored if d >= lower and d not in done]
-
-    def _load_model(self, conn: sa.Connection, ticker: str, as_of: date) -> _ModelState | None:
-        """The newest model trained on data before `as_of`; a broken artifact means retrain."""
-        try:
-            loaded = load_latest(conn, ticker, through=as_of)
-        except ArtifactError as exc:
-            log.warning("%s; retraining from scratch", exc)
-            return None
-        if loaded is None:
-            return None
-        # Revisions are only detected by ingest, before a cycle's first session, so only a
-        # model loaded from the database can predate one.
-        return _ModelState.from_loaded(loaded, _revised_since(conn, ticker, loaded.created_at))
-
-    def _session(
-        self,
-        conn: sa.Connection,
-        ticker: str,
-        as_of: date,
-        closes: pd.Series,
-        state: _ModelState | None,
-        run_id: int,
-        report: TickerReport,
-    ) -> _ModelState:
-        """Evaluate, update or retrain, and forecast the next session, as of one evening."""
-        settings, params = self.settings, self.settings.model
-        history = closes.loc[:as_of]  # nothing after the as-of session reaches the model
-        update_rolling_metrics(
-            conn, ticker, as_of, settings.metric_windows, recompute=report.revised and not report.sessions
-        )
-        if state is not None and not state.forecaster.suits(params):
-            log.info("%s: model parameters changed since version %d", ticker, state.version_id)
-            state = None
-        decision = decide(
-            has_model=state is not None,
-            sessions_since_retrain=(
-                len(self.sessions.sessions_in_range(state.last_retrain_through, as_of)) - 1 if state else 0
-            ),
-            revised_since_model=state is not None and state.revised_since,
-            skill=skill(conn, ticker, as_of, settings.policy.skill_window),
-            policy=settings.policy,
-        )
-        values = history.to_numpy()
-        try:
-            if decision.kind == "retrain" or state is None:
-                fit, kind = train(values, params), "retrain"
-            else:
-                fit, kind = update(state.forecaster, values, params), "update"
-        except ValueError as exc:  # too little or unusable history for this ticker
-            raise TickerError(ticker, f"as of {as_of}: {exc}") from None
-        used = fit.n_closes
-        version_id = save_version(
-            conn,
-            ticker=ticker,
-            kind=kind,
-            parent_id=state.version_id if state else None,
-            trained_from=history.index[len(values) - used],
-            trained_through=as_of,
-            fit=fit,
-            params=params,
-            keep_artifacts=settings.policy.keep_artifacts,
-        )
-        target = self.sessions.next_session(as_of)
-        created = utcnow()
-        forecasts = {"lstm": fit.forecaster.forecast(values), "naive": float(values[-1])}
-        upsert(
-            conn,
-            predictions,
-            [
-                {
-                    "ticker": ticker,
-                    "target_date": target,
-                    "model": model,
-                    "as_of_date": as_of,
-                    "predicted_close": value,
-                    "model_version_id": version_id if model == "lstm" else None,
-                    "run_id": run_id,
-                    "created_at": created,
-                }
-                for model, value in forecasts.items()
-            ],
-        )
-        log.debug("%s as of %s: %s (%s) -> %s", ticker, as_of, kind, decision.reason, target)
-        report.sessions += 1
-        report.first_as_of = report.first_as_of or as_of.isoformat()
-        report.last_as_of = as_of.isoformat()
-        if kind == "retrain":
-            report.retrains += 1
-        else:
-            report.updates += 1
-        if self.on_session:
-            self.on_session(ticker, as_of)
-        return _ModelState(
-            version_id,
-            fit.forecaster,
-            as_of if kind == "retrain" else (state.last_retrain_through if state else as_of),
-        )
+            report.fail("failed", f"{report.ticker}: {one_line(exc)}", exc)
 
 
-def _load_closes(conn: sa.Connection, ticker: str, through: date) -> pd.Series:
-    rows = conn.execute(
-        sa.select(prices.c.date, prices.c.close)
-        .where(prices.c.ticker == ticker, prices.c.date <= through)
-        .order_by(prices.c.date)
-    ).all()
-    return pd.Series(np.array([r[1] for r in rows], dtype=float), index=[r[0] for r in rows], name=ticker)
-
-
-def _revised_since(conn: sa.Connection, ticker: str, since: datetime) -> bool:
-    return (
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(price_revisions)
-            .where(price_revisions.c.ticker == ticker, price_revisions.c.detected_at > since)
-        ).scalar_one()
-        > 0
-    )
+class _Stopped(NightcastError):
+    """A stop was requested (SIGTERM, Ctrl-C in the service) between two sessions."""
 
 
 def _overall_status(reports: list[TickerReport]) -> str:
@@ -337,56 +309,5 @@ def _overall_status(reports: list[TickerReport]) -> str:
     return "failed" if ok == 0 else "partial"
 
 
-def _details(reports: list[TickerReport]) -> dict[str, dict]:
-    return {r.ticker: asdict(r) for r in reports}
-
-
-def retrain_now(settings: Settings, *, as_of: date | None, wait: bool = False) -> list[str]:
-    """`nightcast train`: a from-scratch model per ticker on stored prices, one line each.
-
-    Holds the cycle lock so a forced retrain never interleaves with a nightly run.
-    """
-    url = settings.database_url
-    require_current(url)
-    engine = get_engine(url)
-    lines = []
-    with cycle_lock(url, wait=wait):
-        for ticker in settings.tickers:
-            with engine.begin() as conn:
-                closes = _load_closes(conn, ticker, as_of or date.max)
-                if closes.empty:
-                    lines.append(
-                        f"error: {ticker}: no stored prices" + (f" on or before {as_of}" if as_of else "")
-                    )
-                    continue
-                previous = conn.execute(
-                    sa.select(sa.func.max(model_versions.c.id)).where(model_versions.c.ticker == ticker)
-                ).scalar()
-                try:
-                    fit = train(closes.to_numpy(), settings.model)
-                except ValueError as exc:
-                    lines.append(f"error: {ticker}: {exc}")
-                    continue
-                used = fit.n_closes
-                version_id = save_version(
-                    conn,
-                    ticker=ticker,
-                    kind="retrain",
-                    parent_id=previous,
-                    trained_from=closes.index[len(closes) - used],
-                    trained_through=closes.index[-1],
-                    fit=fit,
-                    params=settings.model,
-                    keep_artifacts=settings.policy.keep_artifacts,
-                )
-            skill = (
-                f"validation RMSE {fit.val_rmse:.4f} vs naive {fit.val_naive_rmse:.4f} "
-                f"(ratio {fit.val_rmse / fit.val_naive_rmse:.3f})"
-                if fit.val_rmse is not None and fit.val_naive_rmse
-                else "no validation tail"
-            )
-            lines.append(
-                f"{ticker}: version {version_id}, trained on {closes.index[len(closes) - used]}.."
-                f"{closes.index[-1]}, {fit.epochs} epochs, {skill}"
-            )
-    return lines
+def _details(reports: dict[str, TickerReport]) -> dict[str, dict]:
+    return {ticker: asdict(report) for ticker, report in reports.items()}

@@ -93,7 +93,7 @@ class NightlyService:
     def fire(self) -> None:
         """One scheduled evening: run the cycle if today is a session of the exchange."""
         today = self.clock().astimezone(self.timezone).date()
-        if not self.cycle.sessions.is_session(today):
+        if not self.cycle.calendar.is_session(today):
             log.info("%s is not a %s session; nothing to do", today, self.settings.calendar)
             return
         self.run_cycle()
@@ -116,7 +116,7 @@ class NightlyService:
 
     def has_gap(self) -> bool:
         """True when some ticker lacks a forecast as of the last closed session."""
-        last_closed = self.cycle.sessions.last_closed_session(self.clock())
+        last_closed = self.cycle.calendar.last_closed_session(self.clock())
         with get_engine(self.settings.database_url).connect() as conn:
             latest = dict(
                 conn.execute(

@@ -9,7 +9,7 @@ show exactly what a SQL user would get from them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -140,8 +140,6 @@ def _ticker_lines(state: _Ticker, skill_window: int, now: datetime) -> list[str]
 
 
 def _ago(now: datetime, then: datetime) -> str:
-    """SQLite returns naive timestamps; they were stored in UTC."""
-    then = then if then.tzinfo else then.replace(tzinfo=UTC)
     seconds = max((now - then) / timedelta(seconds=1), 0.0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

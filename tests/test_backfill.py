@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine
+from job.evaluate import update_rolling_metrics
 from job.pipeline import Cycle
 from job.sources import make_source
 from tests.conftest import SAMPLE_CSV, tiny_model_env, tiny_settings
@@ -106,21 +107,23 @@ def test_tampering_after_a_date_changes_no_forecast_up_to_it(
 
 
 def test_interrupted_backfill_resumes_to_the_same_rows(
-    migrated_url: str, make_db, sample_folder: Path, tiny_env: dict[str, str]
+    migrated_url: str, make_db, sample_folder: Path, tiny_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reference = make_db()
     assert main(backfill_args(reference, sample_folder)) == 0
 
     settings = tiny_settings(migrated_url, source="csv", csv_path=sample_folder)
-    done: list[date] = []
+    done: list[str] = []
 
-    def ctrl_c_on_the_seventh(ticker: str, as_of: date) -> None:
-        done.append(as_of)
+    def ctrl_c_on_the_seventh(*args: object, **kwargs: object) -> int:
+        done.append("session")
         if len(done) == 7:  # inside the session's transaction, like a real Ctrl-C
             raise KeyboardInterrupt
+        return update_rolling_metrics(*args, **kwargs)
 
-    interrupted = Cycle(settings, make_source("csv", sample_folder), on_session=ctrl_c_on_the_seventh)
-    with pytest.raises(KeyboardInterrupt):
+    interrupted = Cycle(settings, make_source("csv", sample_folder))
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr("job.persist.update_rolling_metrics", ctrl_c_on_the_seventh)
         interrupted.run(["TSLA"], kind="backfill", start=START, as_of=END)
     assert len(rows(migrated_url, "SELECT * FROM predictions")) == 2 * 6
     assert main(backfill_args(migrated_url, sample_folder)) == 0

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from job.calendar import get_sessions
 from job.db import get_engine, model_versions, predictions, price_revisions, prices
 from job.errors import TickerError
-from job.ingest import BULK_THRESHOLD, OVERLAP_SESSIONS, ingest_many, ingest_ticker, write_prices
+from job.ingest import BULK_THRESHOLD, OVERLAP_SESSIONS, ingest_many, write_prices
 from job.sources import CsvSource, SampleSource
 from job.sources.base import finish
 from job.validate import validate
@@ -59,9 +59,15 @@ def stored(url: str, ticker: str = "TSLA") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[c.name for c in prices.columns])
 
 
+def ingest(url: str, tickers: list[str], source: object, **kw: object) -> list:
+    """`ingest_many` on a connection of its own, with the defaults of these tests."""
+    kw = {"history_start": START, "now": NIGHT, "metric_windows": [5, 20, 60], **kw}
+    with get_engine(url).connect() as conn:
+        return ingest_many(conn, tickers, source, XNYS, **kw)  # type: ignore[arg-type]
+
+
 def run(url: str, source: object, tickers: list[str], **kw: object) -> dict[str, object]:
-    outcomes = ingest_many(url, tickers, source, XNYS, history_start=START, now=kw.pop("now", NIGHT), **kw)  # type: ignore[arg-type]
-    return {o.ticker: (o.result if o.ok else o.error) for o in outcomes}
+    return {o.ticker: (o.result if o.ok else o.error) for o in ingest(url, tickers, source, **kw)}
 
 
 def test_sample_loads_once_and_a_rerun_changes_nothing(migrated_url: str) -> None:
@@ -115,15 +121,6 @@ def test_a_corrected_volume_updates_that_row_without_a_revision(migrated_url: st
     result = run(migrated_url, FrameSource({"TSLA": fixed}), ["TSLA"])["TSLA"]
     assert (result.new_rows, result.updated_rows, result.revised) == (0, 1, None)
     assert stored(migrated_url)["volume"].iat[-1] == 61042000
-
-
-def test_ingest_ticker_works_inside_the_callers_transaction(migrated_url: str) -> None:
-    engine = get_engine(migrated_url)
-    with engine.connect() as conn, conn.begin() as transaction:
-        result = ingest_ticker(conn, "TSLA", SampleSource(), XNYS, history_start=START, now=NIGHT)
-        assert result.new_rows == 2541
-        transaction.rollback()
-    assert stored(migrated_url).empty
 
 
 def test_bulk_writes_store_exactly_what_the_row_upsert_stores(migrated_url: str) -> None:
@@ -200,9 +197,7 @@ def test_a_night_lands_every_ticker_and_reports_them_in_the_order_asked(migrated
 def test_a_ticker_named_twice_is_ingested_once(migrated_url: str) -> None:
     frame = tsla()
     run(migrated_url, FrameSource({"A": frame.iloc[:-1]}), ["A"])
-    outcomes = ingest_many(
-        migrated_url, ["a", "A"], FrameSource({"A": frame}), XNYS, history_start=START, now=NIGHT
-    )
+    outcomes = ingest(migrated_url, ["a", "A"], FrameSource({"A": frame}))
     assert [(o.ticker, o.result.new_rows if o.result else o.error) for o in outcomes] == [("A", 1)]
     assert len(stored(migrated_url, "A")) == len(frame)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from job.claims import Claims
 from job.cli import main
-from job.lock import cycle_lock
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 
@@ -70,9 +70,10 @@ def test_ingest_does_not_write_while_a_cycle_runs(
     migrated_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]
-    with cycle_lock(migrated_url, wait=False):
+    with Claims(migrated_url) as claims:
+        assert claims.take(["TSLA"], wait=False) == ["TSLA"]
         assert main(args) == 1
-    assert "another nightcast cycle is running" in capsys.readouterr().err
+    assert "TSLA: another nightcast cycle on" in capsys.readouterr().err
     assert main(["status", "--database-url", migrated_url]) == 0
     assert "TSLA" not in capsys.readouterr().out
 

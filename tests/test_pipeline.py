@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, job_runs
+from job.persist import save_step
 from job.pipeline import Cycle
 from job.sources import source_for
 from tests.conftest import SAMPLE_CSV, tiny_settings
@@ -144,17 +145,20 @@ def test_a_crash_after_the_first_ticker_loses_nothing_and_the_rerun_completes(
 ) -> None:
     folder = _csv_dir(tmp_path, ["AAA", "BBB"], [])
     crashing = cycle(migrated_url, source="csv", csv_path=folder)
-    original = crashing._ticker
+    original = save_step
 
-    def crash_on_second(ticker: str, *args: object) -> object:
+    def crash_on_second(claims: object, ticker: str, *args: object, **kwargs: object) -> int:
         if ticker == "BBB":
             raise KeyboardInterrupt
-        return original(ticker, *args)
+        return original(claims, ticker, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(crashing, "_ticker", crash_on_second)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr("job.pipeline.save_step", crash_on_second)
         crashing.run(["AAA", "BBB"], as_of=date(2020, 7, 31))
     assert rows(migrated_url, "SELECT DISTINCT ticker FROM predictions") == [("AAA",)]
+    # prices were ingested, and committed, before any model ran: they survive the crash
+    counts = rows(migrated_url, "SELECT ticker, COUNT(*) FROM prices GROUP BY ticker ORDER BY ticker")
+    assert counts == [("AAA", 399), ("BBB", 399)]  # history_start 2019-01-01 .. 2020-07-31
     with get_engine(migrated_url).connect() as conn:
         assert conn.execute(sa.select(job_runs.c.status)).scalar_one() == "failed"
     kept = rows(migrated_url, PREDICTIONS)

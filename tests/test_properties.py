@@ -96,6 +96,11 @@ def _close(a: tuple, b: tuple) -> bool:
     )
 
 
+def ingest(url: str, tickers: list[str], source: CsvSource) -> list:
+    with get_engine(url).connect() as conn:
+        return ingest_many(conn, tickers, source, XNYS, history_start=DAYS[0], now=NIGHT, metric_windows=[5])
+
+
 @pytest.fixture
 def baseline(migrated_url: str, tmp_path: Path) -> Callable[[], str]:
     """Resets a database to holding BASE's prices (June-July 2020) and nothing else."""
@@ -106,10 +111,7 @@ def baseline(migrated_url: str, tmp_path: Path) -> Callable[[], str]:
     def reset() -> str:
         with get_engine(migrated_url).begin() as conn:
             conn.execute(sa.text("DELETE FROM prices"))
-        outcomes = ingest_many(
-            migrated_url, ["BASE"], CsvSource(path), XNYS, history_start=DAYS[0], now=NIGHT
-        )
-        assert outcomes[0].ok
+        assert ingest(migrated_url, ["BASE"], CsvSource(path))[0].ok
         return migrated_url
 
     return reset
@@ -124,7 +126,7 @@ def test_a_new_ticker_is_refused_in_one_line_or_stored_as_written(
     path = tmp_path / "X.csv"
     path.write_text(text, encoding="utf-8")
     before = snapshot(url)
-    [outcome] = ingest_many(url, ["X"], CsvSource(path), XNYS, history_start=DAYS[0], now=NIGHT)
+    [outcome] = ingest(url, ["X"], CsvSource(path))
     after = snapshot(url)
     if outcome.ok:
         assert [r for r in after if r[0] != "X"] == before
@@ -147,7 +149,7 @@ def test_a_stored_ticker_takes_a_night_whole_or_not_at_all(
     path = tmp_path / "BASE.csv"
     path.write_text(text, encoding="utf-8")
     before = snapshot(url)
-    [outcome] = ingest_many(url, ["BASE"], CsvSource(path), XNYS, history_start=DAYS[0], now=NIGHT)
+    [outcome] = ingest(url, ["BASE"], CsvSource(path))
     after = snapshot(url)
     if not outcome.ok:
         assert_one_line(outcome.error, "BASE")

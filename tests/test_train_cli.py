@@ -26,7 +26,7 @@ def test_train_stores_a_retrain_per_ticker_and_reports_it(
     code = main(["train", "--database-url", migrated_url, "--tickers", "TSLA,NOPE", "--as-of", "2020-06-30"])
     captured = capsys.readouterr()
     assert code == 1  # NOPE has no prices; TSLA is still trained
-    assert "error: NOPE: no stored prices on or before 2020-06-30" in captured.err
+    assert "NOPE: no stored prices on or before 2020-06-30" in captured.err
     line = captured.out.strip()
     assert re.fullmatch(
         r"TSLA: version 1, trained on \d{4}-\d\d-\d\d\.\.2020-06-30, \d+ epochs, "

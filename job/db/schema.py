@@ -7,6 +7,8 @@ DOUBLE for prices, JSON for structured details, binary for model artifacts.
 
 from __future__ import annotations
 
+import datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -18,9 +20,25 @@ metadata = sa.MetaData(
     }
 )
 
+
+class UtcDateTime(sa.types.TypeDecorator[datetime.datetime]):
+    """A timestamp stored in UTC and read back aware: SQLite keeps no offset and returns naive
+    datetimes, PostgreSQL's TIMESTAMPTZ aware ones; code reading either gets the same."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(
+        self, value: datetime.datetime | None, dialect: sa.Dialect
+    ) -> datetime.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=datetime.UTC)
+        return value
+
+
 Ticker = sa.String(16)
 Price = sa.Double()
-Stamp = sa.DateTime(timezone=True)
+Stamp = UtcDateTime()
 
 prices = sa.Table(
     "prices",

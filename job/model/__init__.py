@@ -2,7 +2,7 @@
 
 - `train` / `update` / `Forecaster` (job.model.core): learning the next session's log return,
   with the shrink-to-naive guard and the tutorial's `seed` preset.
-- `save_version` / `load_latest` (job.model.store): versions and artifacts in SQL.
+- `replay` (job.model.replay): the compute stage, one ticker's sessions on plain arrays.
 - `decide` (job.model.policy): retrain or update tonight.
 
 TensorFlow is imported only when a network is trained, saved or loaded, never by importing
@@ -13,17 +13,13 @@ from job.model.artifact import ArtifactError
 from job.model.core import Fit, Forecaster, train, update
 from job.model.network import warm_up
 from job.model.policy import Decision, decide
-from job.model.store import LoadedModel, load_latest, save_version
 
 __all__ = [
     "ArtifactError",
     "Decision",
     "Fit",
     "Forecaster",
-    "LoadedModel",
     "decide",
-    "load_latest",
-    "save_version",
     "train",
     "update",
     "warm_up",

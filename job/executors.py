@@ -1,0 +1,159 @@
+"""Where the compute stage runs: in this process (the default), or on Dask workers.
+
+An executor takes tasks (job.model.replay.Task: arrays in, arrays out) and yields what they
+produced, as it is produced, for the caller to persist. Workers never see the database: the
+process that reads and writes the tables stays the only one connected to it.
+
+- `InProcess`: one task after the other, one session at a time; Dask is never imported.
+- `DaskExecutor`: a local cluster of N single-threaded worker processes (`--workers N`), or
+  an existing cluster (`--dask-address`). Each ticker's sessions run in chunks, chunk k+1
+  starting on a worker from the state chunk k ended with, so a ticker's results are
+  persisted as each chunk finishes while different tickers run in parallel. A worker lost
+  mid-task is retried by Dask on another worker; a task that keeps failing fails its
+  ticker, whose finished chunks stay stored for a rerun to resume from.
+
+Which executor ran makes no difference to the rows: a task's results depend only on the
+task, and a chunked replay equals an unchunked one (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from job.model.replay import State, Step, Task, replay, replay_all
+
+log = logging.getLogger(__name__)
+
+#: Sessions per Dask task: a retrain period, so that a chunk costs about one training.
+CHUNK_SESSIONS = 20
+
+
+@dataclass
+class Result:
+    """Some of a ticker's sessions, in order, or the error that stopped the ticker."""
+
+    task: Task
+    steps: list[Step] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False  # no more results will come for this ticker
+
+
+class InProcess(AbstractContextManager["InProcess"]):
+    """Replays each task here, yielding every session as soon as it is computed."""
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        for task in tasks:
+            try:
+                for step, _ in replay(task):
+                    yield Result(task, [step])
+            except Exception as exc:
+                yield Result(task, error=exc, done=True)
+                continue
+            yield Result(task, done=True)
+
+
+class DaskExecutor(AbstractContextManager["DaskExecutor"]):
+    """Tasks on a Dask cluster: a local one of `workers` processes, or the one at `address`."""
+
+    def __init__(self, *, workers: int | None = None, address: str | None = None) -> None:
+        self.workers, self.address = workers, address
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def __enter__(self) -> DaskExecutor:
+        from distributed import Client, LocalCluster
+
+        if self.address:
+            self._client = Client(self.address, timeout="30s")
+        else:
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self._client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        """Keeps two tickers per worker in flight; yields each ticker's chunks in order."""
+        from distributed import as_completed
+
+        pending = iter(tasks)
+        finished = as_completed()
+        chunk_of: dict[Any, tuple[Ticker, int]] = {}
+        slots = 2 * max(1, len(self._client.scheduler_info()["workers"]))
+
+        def submit() -> bool:
+            task = next(pending, None)
+            if task is None:
+                return False
+            ticker = Ticker(task, self._chunks(task))
+            for index, future in enumerate(ticker.futures):
+                chunk_of[future] = (ticker, index)
+                finished.add(future)
+            return True
+
+        for _ in range(slots):
+            submit()
+        try:
+            for future in finished:
+                ticker, index = chunk_of.pop(future)
+                for result in ticker.finished(index, future):
+                    yield result
+                    if result.done:
+                        submit()  # the next ticker takes its slot
+        finally:
+            self._client.cancel(list(chunk_of))
+
+    def _chunks(self, task: Task) -> list[Any]:
+        """One future per chunk of CHUNK_SESSIONS sessions, each fed the state of the last."""
+        client, futures = self._client, []
+        state: Any = task.state
+        for lo in range(0, len(task.sessions), CHUNK_SESSIONS):
+            future = client.submit(replay_all, task.chunk(lo, lo + CHUNK_SESSIONS), state, pure=False)
+            state = client.submit(_state_of, future, pure=False)
+            futures.append(future)
+        return futures
+
+
+@dataclass
+class Ticker:
+    """One ticker's chunks on the cluster, released to the caller strictly in order."""
+
+    task: Task
+    futures: list[Any]
+    next_index: int = 0
+    ready: dict[int, Any] = field(default_factory=dict)
+    failed: bool = False
+
+    def finished(self, index: int, future: Any) -> Iterator[Result]:
+        if self.failed:
+            return
+        if future.status != "finished":
+            self.failed = True
+            yield Result(self.task, error=future.exception(), done=True)
+            return
+        self.ready[index] = future
+        while self.next_index in self.ready:
+            steps, _ = self.ready.pop(self.next_index).result()
+            self.next_index += 1
+            yield Result(self.task, steps, done=self.next_index == len(self.futures))
+
+
+def _state_of(result: tuple[list[Step], State]) -> State:
+    return result[1]

@@ -1,0 +1,155 @@
+"""The read side of a cycle: for one ticker, what the compute stage needs, read into arrays.
+
+`plan` answers, from the tables alone: which as-of sessions still lack forecasts, which
+model they start from (the newest trained on data up to the first of them), whether prices
+were re-based under it, the forecasts made before the first of them, and the stored closes
+reaching back as far as all of that needs. Everything it reads predates the first session
+to replay, so a replay never sees a forecast or a model from its own future.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+
+from job.calendar import Sessions
+from job.config import Settings
+from job.db import predictions, price_revisions, prices
+from job.db.versions import load_latest
+from job.errors import TickerError
+from job.model import ArtifactError
+from job.model.replay import Recent, State, Task, recent_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A ticker's task and the stored model it starts from (the parent of its first version)."""
+
+    task: Task
+    parent_id: int | None
+
+
+def read_closes(conn: sa.Connection, ticker: str, through: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """The ticker's stored sessions up to `through`, as (datetime64[D] dates, float closes)."""
+    rows = conn.execute(_CLOSES, {"ticker": ticker, "through": through}).all()
+    return np.array([r[0] for r in rows], "datetime64[D]"), np.array([r[1] for r in rows], float)
+
+
+_CLOSES = (
+    sa.select(prices.c.date, prices.c.close)
+    .where(prices.c.ticker == sa.bindparam("ticker"), prices.c.date <= sa.bindparam("through"))
+    .order_by(prices.c.date)
+)
+
+
+def plan(
+    conn: sa.Connection,
+    ticker: str,
+    settings: Settings,
+    calendar: Sessions,
+    *,
+    horizon: dt.date,
+    start: dt.date | None = None,
+    retrain: bool = False,
+) -> Plan | None:
+    """The ticker's task up to `horizon`, or None when every session already has forecasts.
+
+    Nightly (`start` None): every stored session after the last forecast, or only the
+    horizon for a ticker never forecast. Backfill: every session from the one before
+    `start` (whose forecast targets `start`). `retrain`: one from-scratch training as of the
+    horizon's last stored session, whatever is stored (`nightcast train`).
+    """
+    dates, closes = read_closes(conn, ticker, horizon)
+    if not len(dates):
+        raise TickerError(ticker, f"no stored prices on or before {horizon}")
+    todo = dates[-1:] if retrain else _pending(conn, ticker, dates, horizon, start)
+    if not len(todo):
+        return None
+    first = todo[0].astype(dt.date)
+    state, parent_id = _state(conn, ticker, first, settings)
+    keep = [int(np.searchsorted(dates, todo[0])) - settings.model.train_sessions - 1]
+    if state.last_retrain is not None:
+        keep.append(int(np.searchsorted(dates, state.last_retrain)))
+    if len(state.recent.targets):
+        keep.append(int(np.searchsorted(dates, state.recent.targets[0])))
+    lo = 0 if settings.model.preset == "seed" else max(0, min(keep))  # seed trains on all it gets
+    targets = np.array([calendar.next_session(d.astype(dt.date)) for d in todo], "datetime64[D]")
+    task = Task(
+        ticker, dates[lo:], closes[lo:], todo, targets, state, settings.model, settings.policy, retrain
+    )
+    return Plan(task, parent_id)
+
+
+def _pending(
+    conn: sa.Connection, ticker: str, dates: np.ndarray, horizon: dt.date, start: dt.date | None
+) -> np.ndarray:
+    """As-of sessions still without forecasts, oldest first."""
+    done = np.array(conn.execute(_FORECAST_DATES, {"ticker": ticker}).scalars().all(), "datetime64[D]")
+    missing = dates[~np.isin(dates, done)]
+    if start is not None:
+        before = dates[dates < np.datetime64(start)]
+        if not len(before):
+            raise TickerError(ticker, f"no stored session before --start {start} to train on")
+        return missing[missing >= before[-1]]
+    earlier = done[done <= np.datetime64(horizon)]
+    if len(earlier) and earlier.max() < np.datetime64(horizon):
+        return missing[missing > earlier.max()]  # the nights missed since the last forecast
+    return missing[missing == dates[-1]]  # tonight only (a new ticker starts here)
+
+
+_FORECAST_DATES = (
+    sa.select(predictions.c.as_of_date)
+    .distinct()
+    .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.model == "naive")
+)
+
+
+def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings) -> tuple[State, int | None]:
+    """The model and recent forecasts as they were before the evening of `first`."""
+    recent = _recent(conn, ticker, first, recent_size(settings.policy))
+    try:
+        loaded = load_latest(conn, ticker, through=first)
+    except ArtifactError as exc:
+        log.warning("%s; retraining from scratch", exc)
+        return State(recent=recent), exc.version_id
+    if loaded is None:
+        return State(recent=recent), None
+    revised = bool(conn.execute(_REVISED, {"ticker": ticker, "since": loaded.created_at}).scalar_one())
+    last_retrain = np.datetime64(loaded.last_retrain_through, "D")
+    return State(loaded.forecaster, last_retrain, revised, recent), loaded.version_id
+
+
+_REVISED = sa.select(
+    sa.exists().where(
+        price_revisions.c.ticker == sa.bindparam("ticker"),
+        price_revisions.c.detected_at > sa.bindparam("since"),
+    )
+)
+
+
+def _recent(conn: sa.Connection, ticker: str, before: dt.date, keep: int) -> Recent:
+    """The last `keep` forecasts (both models) made before the evening of `before`."""
+    rows = conn.execute(_RECENT, {"ticker": ticker, "before": before, "limit": 2 * keep}).all()
+    by_target: dict[dt.date, dict[str, float]] = {}
+    for target, model, value in rows:
+        by_target.setdefault(target, {})[model] = value
+    both = sorted(t for t, v in by_target.items() if len(v) == 2)[-keep:]
+    return Recent(
+        np.array(both, "datetime64[D]"),
+        np.array([by_target[t]["lstm"] for t in both]),
+        np.array([by_target[t]["naive"] for t in both]),
+    )
+
+
+_RECENT = (
+    sa.select(predictions.c.target_date, predictions.c.model, predictions.c.predicted_close)
+    .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.as_of_date < sa.bindparam("before"))
+    .order_by(predictions.c.target_date.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
