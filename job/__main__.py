@@ -2,4 +2,5 @@
 
 from job.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # Dask's worker processes import this module again: run nothing then
+    raise SystemExit(main())

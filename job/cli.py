@@ -288,6 +288,30 @@ def schedule(
 
 
 @app.command()
+def export(
+    ticker: Annotated[str, typer.Option("--ticker", help="The ticker whose model to export.")],
+    out: Annotated[Path, typer.Option("--out", help="The .keras file to write.")],
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="A model_versions id (default: the newest).", show_default=False),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a stored model as a .keras file: Keras' own format, `keras.saving.load_model` opens it."""
+    from job.db.migrate import require_current
+    from job.db.versions import export_keras
+    from job.tickers import normalize_ticker
+
+    if out.suffix != ".keras":
+        raise NightcastError(f"--out {out}: a Keras model file must end in .keras")
+    settings = load_settings(database_url=database_url)
+    require_current(settings.database_url)
+    symbol = normalize_ticker(ticker)
+    version_id = export_keras(settings.database_url, symbol, version, out)
+    typer.echo(f"{symbol}: model version {version_id} written to {out}")
+
+
+@app.command()
 def health(
     max_age: Annotated[
         int, typer.Option("--max-age", help="Seconds after which the heartbeat counts as stale.")
@@ -368,7 +392,7 @@ def _setup_logging(verbose: bool, *, tracebacks: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "yfinance"):
+    for noisy in ("tensorflow", "absl", "matplotlib", "yfinance", "distributed"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

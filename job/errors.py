@@ -1,5 +1,7 @@
 """The one exception type whose message is meant for people, not for a traceback."""
 
+from __future__ import annotations
+
 
 class NightcastError(Exception):
     """A problem the user can act on; the CLI prints its message as one line and exits 1."""
@@ -10,7 +12,11 @@ class TickerError(NightcastError):
 
     def __init__(self, ticker: str, message: str) -> None:
         super().__init__(f"{ticker}: {message}")
-        self.ticker = ticker
+        self.ticker, self.message = ticker, message
+
+    def __reduce__(self) -> tuple[type[TickerError], tuple[str, str]]:
+        """Raised on a Dask worker, it reaches the caller whole."""
+        return (TickerError, (self.ticker, self.message))
 
 
 class ClaimLost(NightcastError):

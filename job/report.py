@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +32,7 @@ from job.db import get_engine, predictions, prices, rolling_metrics
 from job.db.migrate import require_current
 from job.errors import NightcastError
 from job.evaluate import MODELS, RangeSummary, summarize
+from job.files import replace_file
 
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
 LINESTYLES = {"lstm": "-", "naive": "--"}
@@ -229,28 +228,13 @@ def render_report(
         for name, draw in FIGURES.items():
             path = out / f"{data.ticker}_{name}.png"
             figure = draw(data)
-            _replace(path, lambda tmp, figure=figure: figure.savefig(tmp, dpi=DPI))
+            replace_file(path, lambda tmp, figure=figure: figure.savefig(tmp, dpi=DPI))
             charts[name] = path
         reports.append(TickerReport(data.ticker, summary, charts))
     index = out / "index.html"
     page = render_html(reports, start, end)
-    _replace(index, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    replace_file(index, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return index
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write a new file beside `path` and rename it over `path`: whatever sits there (a
-    symlink planted in --out included) is replaced, never followed or written through."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _cell(metric: str, value: float | None, text: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 
 import numpy as np
 import pytest
@@ -140,3 +142,22 @@ def test_bytes_that_match_their_sha_but_are_no_model_raise_artifact_error(
         )
         with pytest.raises(ArtifactError, match=f"TSLA: model version {version}: artifact unreadable"):
             load_latest(conn, "TSLA")
+
+
+def test_artifacts_are_the_same_bytes_whenever_they_are_written(
+    fit: Fit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No clock in the bytes: the same model has one sha256, in any run and any process."""
+    import time
+
+    from job.model import artifact
+
+    first = artifact.pack(fit.forecaster)
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # zip would stamp entries with it
+    monkeypatch.setattr(time, "localtime", lambda *_: time.struct_time((2033, 5, 18, 3, 33, 20, 2, 138, 0)))
+    assert artifact.pack(fit.forecaster) == first
+    loaded = artifact.unpack(first)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.weights, fit.forecaster.weights, strict=True))
+    with np.load(io.BytesIO(first)) as npz:  # a plain .npz to numpy
+        assert json.loads(npz["forecaster.json"])["format"] == "nightcast-forecaster/2"
+        assert np.array_equal(npz["00_lstm_kernel"], fit.forecaster.weights[0])

@@ -1,9 +1,11 @@
-"""`nightcast train`: a forced from-scratch retrain per ticker on stored prices."""
+"""`nightcast train`: a forced from-scratch retrain per ticker on stored prices; `nightcast export`."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -37,3 +39,35 @@ def test_train_stores_a_retrain_per_ticker_and_reports_it(
         row = conn.execute(sa.select(model_versions)).one()
     assert (row.ticker, row.kind, str(row.trained_through)) == ("TSLA", "retrain", "2020-06-30")
     assert row.artifact is not None and row.params["window"] == 5
+
+
+def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
+    migrated_url: str, tiny_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import keras
+
+    from job.db import get_engine
+    from job.db.versions import load_latest
+    from job.model.network import predict
+
+    assert main(["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 0
+    assert main(["train", "--database-url", migrated_url, "--tickers", "TSLA"]) == 0
+    out = tmp_path / "tsla.keras"
+    assert main(["export", "--database-url", migrated_url, "--ticker", "tsla", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(f"TSLA: model version 1 written to {out}\n")
+    with get_engine(migrated_url).connect() as conn:
+        loaded = load_latest(conn, "TSLA")
+    assert loaded is not None
+    model = keras.saving.load_model(out)
+    x = np.random.default_rng(0).normal(size=(7, loaded.forecaster.spec.window)).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(model(x[:, :, None]))[:, 0], predict(loaded.forecaster.weights, x), atol=1e-5
+    )
+    for args, message in (
+        (["--ticker", "NOPE", "--out", str(out)], "NOPE: no model version stored for this ticker"),
+        (["--ticker", "TSLA", "--version", "99", "--out", str(out)], "TSLA: no version 99 stored"),
+        (["--ticker", "TSLA", "--out", str(tmp_path / "m.h5")], "a Keras model file must end in .keras"),
+    ):
+        assert main(["export", "--database-url", migrated_url, *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from job.config import ModelParams
+from job.db.engine import get_engine
 from job.db.schema import model_versions as mv
+from job.errors import TickerError
 from job.model import artifact
 from job.model.artifact import ArtifactError
 from job.model.core import Fit, Forecaster
@@ -109,26 +112,43 @@ def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = N
     row = conn.execute(query.order_by(mv.c.trained_through.desc(), mv.c.id.desc()).limit(1)).one_or_none()
     if row is None:
         return None
+    return LoadedModel(
+        version_id=row.id,
+        kind=row.kind,
+        trained_through=row.trained_through,
+        last_retrain_through=_last_retrain_through(conn, row.id) or row.trained_through,
+        created_at=row.created_at,
+        forecaster=_forecaster(ticker, row),
+    )
+
+
+def _forecaster(ticker: str, row: sa.Row[Any]) -> Forecaster:
     if row.artifact is None:
         raise ArtifactError(ticker, row.id, "artifact bytes are missing (pruned?)")
     data = bytes(row.artifact)
     if artifact.sha256(data) != row.artifact_sha256:
         raise ArtifactError(ticker, row.id, "artifact sha256 mismatch (corrupt)")
     try:
-        forecaster = artifact.unpack(data)
-    except Exception as exc:  # zip, JSON, Keras or shape errors: any of them means unusable bytes
+        return artifact.unpack(data)
+    except Exception as exc:  # zip, JSON or shape errors: any of them means unusable bytes
         raise ArtifactError(ticker, row.id, f"artifact unreadable ({type(exc).__name__}: {exc})") from exc
-    created_at = row.created_at
-    if created_at.tzinfo is None:  # SQLite keeps no offset; we always store UTC
-        created_at = created_at.replace(tzinfo=dt.UTC)
-    return LoadedModel(
-        version_id=row.id,
-        kind=row.kind,
-        trained_through=row.trained_through,
-        last_retrain_through=_last_retrain_through(conn, row.id) or row.trained_through,
-        created_at=created_at,
-        forecaster=forecaster,
-    )
+
+
+def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> int:
+    """`nightcast export`: a stored version (default: the ticker's newest) as a `.keras` file."""
+    from job.files import replace_file
+    from job.model.network import save_keras
+
+    query = sa.select(mv).where(mv.c.ticker == ticker)
+    query = query.where(mv.c.id == version_id) if version_id is not None else query
+    with get_engine(url).connect() as conn:
+        row = conn.execute(query.order_by(mv.c.trained_through.desc(), mv.c.id.desc()).limit(1)).one_or_none()
+    if row is None:
+        which = f"version {version_id}" if version_id is not None else "model version"
+        raise TickerError(ticker, f"no {which} stored for this ticker")
+    forecaster = _forecaster(ticker, row)
+    replace_file(out, lambda tmp: save_keras(forecaster.spec, forecaster.weights, tmp))
+    return row.id
 
 
 def _last_retrain_through(conn: sa.Connection, version_id: int) -> dt.date | None:

@@ -5,13 +5,12 @@
 - `replay` (job.model.replay): the compute stage, one ticker's sessions on plain arrays.
 - `decide` (job.model.policy): retrain or update tonight.
 
-TensorFlow is imported only when a network is trained, saved or loaded, never by importing
-this package (`job.model.policy` stays light).
+TensorFlow is imported only when a network is trained or exported, never by importing this
+package: forecasting and artifacts are numpy.
 """
 
 from job.model.artifact import ArtifactError
 from job.model.core import Fit, Forecaster, train, update
-from job.model.network import warm_up
 from job.model.policy import Decision, decide
 
 __all__ = [
@@ -22,5 +21,4 @@ __all__ = [
     "decide",
     "train",
     "update",
-    "warm_up",
 ]

@@ -1,11 +1,12 @@
 """Model artifacts: the bytes stored in `model_versions.artifact`.
 
-Format (version 1): a zip archive holding
-- `model.keras`: the network in Keras' own `.keras` format (`keras.saving.load_model` opens it);
-- `forecaster.json`: what Keras does not know: preset, architecture, the scaling statistics
-  of the training window and the shrink factor.
-A zip keeps both in one self-describing blob that `unzip -l` can inspect; `artifact_sha256` is
-the sha256 of these bytes.
+Format (version 2): a zip archive that `numpy.load` opens as an `.npz`:
+- `forecaster.json`: preset, architecture, the scaling statistics of the training window and
+  the shrink factor;
+- one `.npy` per weight array, in Keras' `get_weights` order (`00_lstm_kernel.npy`, ...).
+Written deterministically (fixed entry times, sorted keys): the same model gives the same
+bytes, hence the same `artifact_sha256`, in any process. Reading it needs no TensorFlow;
+`nightcast export` turns one into a `.keras` file for people who want Keras' own format.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ import json
 import zipfile
 from typing import Any
 
+import numpy as np
+
 from job.errors import TickerError
-from job.model import network
 from job.model.core import Forecaster
-from job.model.network import Spec
+from job.model.network import Spec, shapes
 from job.model.windows import Scaling
 
-FORMAT = "nightcast-forecaster/1"
+FORMAT = "nightcast-forecaster/2"
+WEIGHT_NAMES = (
+    "lstm_kernel", "lstm_recurrent_kernel", "lstm_bias",
+    "lstm_1_kernel", "lstm_1_recurrent_kernel", "lstm_1_bias",
+    "dense_kernel", "dense_bias", "dense_1_kernel", "dense_1_bias",
+)  # fmt: skip
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest time: entries carry no clock
 
 
 class ArtifactError(TickerError):
@@ -53,9 +61,18 @@ def describe(forecaster: Forecaster) -> dict[str, Any]:
 def pack(forecaster: Forecaster) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("forecaster.json", json.dumps(describe(forecaster), sort_keys=True))
-        archive.writestr("model.keras", network.to_keras_bytes(forecaster.spec, forecaster.weights))
+        archive.writestr(_entry("forecaster.json"), json.dumps(describe(forecaster), sort_keys=True))
+        for index, (name, array) in enumerate(zip(WEIGHT_NAMES, forecaster.weights, strict=True)):
+            npy = io.BytesIO()
+            np.lib.format.write_array(npy, np.ascontiguousarray(array, "<f4"), allow_pickle=False)
+            archive.writestr(_entry(f"{index:02d}_{name}.npy"), npy.getvalue())
     return buffer.getvalue()
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def sha256(data: bytes) -> str:
@@ -63,15 +80,17 @@ def sha256(data: bytes) -> str:
 
 
 def unpack(data: bytes) -> Forecaster:
-    """The forecaster in `data`; raises ValueError (or zip/Keras errors) when it is not one."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        meta = json.loads(archive.read("forecaster.json"))
-        keras_bytes = archive.read("model.keras")
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"unknown artifact format {meta.get('format')!r}")
+    """The forecaster in `data`; raises ValueError (or zip/JSON errors) when it is not one."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(npz["forecaster.json"])
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"unknown artifact format {meta.get('format')!r}")
+        names = sorted(name for name in npz.files if name != "forecaster.json")
+        weights = tuple(npz[name] for name in names)
     spec = Spec(int(meta["window"]), tuple(int(u) for u in meta["lstm_units"]), int(meta["dense_units"]))
+    if [w.shape for w in weights] != shapes(spec):
+        raise ValueError(f"weight shapes {[w.shape for w in weights]} do not fit {spec}")
     scaling = Scaling(
         meta["scaling"]["kind"], float(meta["scaling"]["center"]), float(meta["scaling"]["scale"])
     )
-    weights = network.from_keras_bytes(spec, keras_bytes)
     return Forecaster(meta["preset"], spec, weights, scaling, float(meta["shrink"]))

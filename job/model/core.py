@@ -117,7 +117,6 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
     closes = windows.check_closes(closes)
     if params.preset == "seed":
         return _train_tutorial(closes, params)
-    network.set_seed(params.seed)
     spec = spec_of(params)
     closes = closes[-params.train_sessions :]
     returns = windows.series(closes, "default")
