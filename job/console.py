@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from job.evaluate import RangeSummary
 from job.pipeline import CycleReport, PlanCallback, SessionCallback
 
 log = logging.getLogger(__name__)
@@ -83,31 +84,40 @@ def progress() -> Iterator[tuple[PlanCallback, SessionCallback]]:
 def print_summary(report: CycleReport) -> None:
     """Per ticker: how the LSTM did against naive over the replayed target sessions."""
     table = Table(title=f"backfill run #{report.run_id}: {report.status}")
-    for column in (
-        "ticker",
-        "sessions",
-        "RMSE lstm",
-        "RMSE naive",
-        "ratio",
-        "MAE lstm",
-        "MAE naive",
-        "direction",
-    ):
+    for column in SUMMARY_COLUMNS:
         table.add_column(column, justify="left" if column == "ticker" else "right")
     for ticker, summary in report.summaries.items():
-        if summary is None:
-            table.add_row(ticker, "0", *["-"] * 6)
-            continue
-        table.add_row(
-            summary.ticker,
-            str(summary.sessions),
-            f"{summary.lstm.rmse:.4f}",
-            f"{summary.naive.rmse:.4f}",
-            f"{summary.rmse_ratio:.4f}",
-            f"{summary.lstm.mae:.4f}",
-            f"{summary.naive.mae:.4f}",
-            "-"
-            if summary.directional_accuracy is None
-            else f"{summary.directional_accuracy:.1%} of {summary.calls}",
-        )
-    Console(file=sys.stdout, width=120).print(table)
+        table.add_row(*summary_cells(ticker, summary))
+    Console(file=sys.stdout, width=140).print(table)
+
+
+SUMMARY_COLUMNS = (
+    "ticker", "sessions", "RMSE lstm", "RMSE naive", "ratio", "DM p", "hit rate", "up rate",
+    "cover 80%", "cover 95%", "Winkler95 ratio",
+)  # fmt: skip
+
+
+def summary_cells(ticker: str, summary: RangeSummary | None) -> list[str]:
+    """One table row: accuracy next to naive, whether the difference is real (Diebold-Mariano
+    p), direction against the always-up baseline, and how the LSTM's intervals held."""
+    if summary is None:
+        return [ticker, "0", *["-"] * (len(SUMMARY_COLUMNS) - 2)]
+    lstm, naive = summary.lstm, summary.naive
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    winkler = lstm["winkler_95"] / naive["winkler_95"] if lstm["winkler_95"] and naive["winkler_95"] else None
+    return [
+        ticker,
+        str(summary.sessions),
+        f"{lstm['rmse']:.4f}",
+        f"{naive['rmse']:.4f}",
+        f"{summary.rmse_ratio:.4f}",
+        "-" if lstm["dm_pvalue"] is None else f"{lstm['dm_pvalue']:.3f}",
+        "-" if lstm["hit_rate"] is None else f"{lstm['hit_rate']:.1%} of {summary.calls}",
+        share(lstm["up_rate"]),
+        share(lstm["coverage_80"]),
+        share(lstm["coverage_95"]),
+        "-" if winkler is None else f"{winkler:.4f}",
+    ]

@@ -2,7 +2,7 @@
 
 A prediction matures when its target session's actual close is stored. Everything here
 reads the `prediction_errors` view, so the numbers users get from plain SQL and the numbers
-nightcast reports are computed from the same rows.
+nightcast reports are computed from the same rows, with the same formulas (job.scores).
 """
 
 from __future__ import annotations
@@ -18,49 +18,83 @@ import sqlalchemy as sa
 from job import scores
 from job.db import rolling_metrics, upsert
 from job.db.schema import prediction_errors as errors_view
-
-MODELS = ("lstm", "naive")
+from job.model.replay import MODELS
 
 
 @dataclass(frozen=True)
-class ErrorStats:
-    """Error statistics of a set of forecasts; mape is in percent."""
+class Matured:
+    """Matured forecasts of both models, one row per target session, oldest first.
 
-    n: int
-    rmse: float
-    mae: float
-    mape: float
+    `values[i, m]`: predicted close, lower_80, upper_80, lower_95, upper_95 of MODELS[m]
+    (NaN where no interval was stored); `actual[i]` the close of `targets[i]`.
+    """
 
-    @classmethod
-    def of(cls, predicted: np.ndarray, actual: np.ndarray) -> ErrorStats:
-        return cls(
-            len(actual),
-            scores.rmse(predicted, actual),
-            scores.mae(predicted, actual),
-            scores.mape(predicted, actual),
-        )
+    targets: list[date]
+    values: np.ndarray
+    actual: np.ndarray
+
+    def stats(self, rows: slice, model: str) -> dict[str, Any]:
+        """Every `rolling_metrics` column of one model over `rows`; the naive forecast is the
+        last known close, which is what direction is measured from."""
+        values, actual = self.values[rows], self.actual[rows]
+        own, naive = values[:, MODELS.index(model)], values[:, MODELS.index("naive")]
+        stats: dict[str, Any] = {
+            "n": len(actual),
+            "rmse": scores.rmse(own[:, 0], actual),
+            "mae": scores.mae(own[:, 0], actual),
+            "mape": scores.mape(own[:, 0], actual),
+        }
+        for name, columns, alpha in (("80", (1, 2), 0.2), ("95", (3, 4), 0.05)):
+            known = np.isfinite(own[:, columns]).all(axis=1)
+            lower, upper, y = own[known, columns[0]], own[known, columns[1]], actual[known]
+            stats[f"coverage_{name}"] = scores.coverage(lower, upper, y) if known.any() else None
+            if name == "95":
+                stats["width_95"] = float(np.mean(upper - lower)) if known.any() else None
+                stats["winkler_95"] = scores.winkler(lower, upper, y, alpha) if known.any() else None
+        lstm = model == "lstm"
+        stats["dm_pvalue"] = scores.dm_pvalue(own[:, 0] - actual, naive[:, 0] - actual) if lstm else None
+        stats["hit_rate"] = scores.hit_rate(own[:, 0], naive[:, 0], actual) if lstm else None
+        stats["up_rate"] = float(np.mean(actual > naive[:, 0])) if lstm else None
+        return stats
 
 
-def _columns(rows: Sequence[sa.Row[Any]]) -> tuple[list[date], np.ndarray, np.ndarray]:
-    dates = [_as_date(r[0]) for r in rows]
-    return dates, np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
+def _matured(rows: Sequence[sa.Row[Any]]) -> Matured:
+    """Rows of (target, model, predicted, actual, bounds...) -> one row per target with both models."""
+    by_target: dict[date, dict[str, Any]] = {}
+    for row in rows:
+        by_target.setdefault(_as_date(row[0]), {})[row[1]] = row
+    targets = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))
+    values = np.array(
+        [
+            [[np.nan if v is None else v for v in (r[2], *r[4:])] for r in map(by_target[t].get, MODELS)]
+            for t in targets
+        ],
+        dtype=float,
+    ).reshape(len(targets), len(MODELS), 5)
+    actual = np.array([by_target[t]["naive"][3] for t in targets], dtype=float)
+    return Matured(targets, values, actual)
 
 
-# The statements a backfill runs every session, built once with parameters: constructing
-# them per call cost more than running them.
 _view = errors_view
-_OF_MODEL = sa.and_(_view.c.ticker == sa.bindparam("ticker"), _view.c.model == sa.bindparam("model"))
-_MATURED = sa.select(_view.c.target_date, _view.c.predicted_close, _view.c.actual_close).where(_OF_MODEL)
+_COLUMNS = (_view.c.target_date, _view.c.model, _view.c.predicted_close, _view.c.actual_close,
+            _view.c.lower_80, _view.c.upper_80, _view.c.lower_95, _view.c.upper_95)  # fmt: skip
+_OF_TICKER = _view.c.ticker == sa.bindparam("ticker")
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
+# Built once with parameters: a backfill runs them every session.
 _BEFORE = (
-    _MATURED.where(_view.c.target_date < sa.bindparam("since"))
+    sa.select(*_COLUMNS)
+    .where(_OF_TICKER, _view.c.target_date < sa.bindparam("since"))
     .order_by(_view.c.target_date.desc())
     .limit(_LIMIT)
 )
 _FROM = (
-    _MATURED.where(_view.c.target_date >= sa.bindparam("since")).order_by(_view.c.target_date).limit(_LIMIT)
+    sa.select(*_COLUMNS)
+    .where(_OF_TICKER, _view.c.target_date >= sa.bindparam("since"))
+    .order_by(_view.c.target_date)
+    .limit(_LIMIT)
 )
-_ALL = _MATURED.order_by(_view.c.target_date)
+_ALL = sa.select(*_COLUMNS).where(_OF_TICKER).order_by(_view.c.target_date)
+_RANGE = _ALL.where(_view.c.target_date.between(sa.bindparam("start"), sa.bindparam("end")))
 
 
 def _as_date(value: date | str) -> date:
@@ -79,82 +113,47 @@ def update_rolling_metrics(conn: sa.Connection, ticker: str, windows: list[int],
     price revision re-based it). Returns the number of rows written.
     """
     widest = max(windows)
-    rows = []
-    for model in MODELS:
-        dates, predicted, actual = _around(conn, ticker, model, since, widest)
-        for i, day in enumerate(dates):
-            if since is not None and day < since:
-                continue  # read only as the start of a window
-            for window in windows:
-                lo = max(0, i - window + 1)
-                stats = ErrorStats.of(predicted[lo : i + 1], actual[lo : i + 1])
-                rows.append(
-                    {"ticker": ticker, "date": day, "model": model, "window_days": window,
-                     "n": stats.n, "rmse": stats.rmse, "mae": stats.mae, "mape": stats.mape}
-                )  # fmt: skip
-    return upsert(conn, rolling_metrics, rows)
-
-
-def _around(
-    conn: sa.Connection, ticker: str, model: str, since: date | None, widest: int
-) -> tuple[list[date], np.ndarray, np.ndarray]:
-    """Matured forecasts: the `widest - 1` before `since` and the `widest` from it on (all
-    when `since` is None), oldest first; two small queries whatever the history."""
-    values = {"ticker": ticker, "model": model}
+    params = {"ticker": ticker}
     if since is None:
-        return _columns(conn.execute(_ALL, values).all())
-    before = conn.execute(_BEFORE, values | {"since": since, "limit": widest - 1}).all()[::-1]
-    after = conn.execute(_FROM, values | {"since": since, "limit": widest}).all()
-    return _columns([*before, *after])
+        matured = _matured(conn.execute(_ALL, params).all())
+    else:
+        before = conn.execute(_BEFORE, params | {"since": since, "limit": 2 * (widest - 1)}).all()
+        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * widest}).all()
+        matured = _matured([*before[::-1], *after])
+    rows = [
+        {"ticker": ticker, "date": day, "model": model, "window_days": window}
+        | matured.stats(slice(max(0, i - window + 1), i + 1), model)
+        for i, day in enumerate(matured.targets)
+        if since is None or day >= since
+        for window in windows
+        for model in MODELS
+    ]
+    return upsert(conn, rolling_metrics, rows)
 
 
 @dataclass(frozen=True)
 class RangeSummary:
-    """How the LSTM did against naive over a range of target sessions."""
+    """How the LSTM did against naive over a range of target sessions: `lstm` and `naive`
+    hold every rolling-metric column over the whole range."""
 
     ticker: str
     sessions: int
-    lstm: ErrorStats
-    naive: ErrorStats
+    lstm: dict[str, Any]
+    naive: dict[str, Any]
     calls: int  # sessions where the LSTM forecast a move at all (a guarded model may not)
-    directional_accuracy: float | None  # share of those calls whose sign was right
 
     @property
     def rmse_ratio(self) -> float:
-        return self.lstm.rmse / self.naive.rmse if self.naive.rmse else float("nan")
+        return self.lstm["rmse"] / self.naive["rmse"] if self.naive["rmse"] else float("nan")
 
 
 def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> RangeSummary | None:
     """Summary over matured forecasts with target sessions in [start, end]; None if none."""
-    query = (
-        sa.select(
-            errors_view.c.target_date,
-            errors_view.c.model,
-            errors_view.c.predicted_close,
-            errors_view.c.actual_close,
-        )
-        .where(errors_view.c.ticker == ticker)
-        .where(errors_view.c.target_date.between(start, end))
-        .order_by(errors_view.c.target_date)
-    )
-    by_model: dict[str, dict[date, tuple[float, float]]] = {m: {} for m in MODELS}
-    for target, model, predicted, actual in conn.execute(query):
-        by_model[model][_as_date(target)] = (predicted, actual)
-    common = sorted(by_model["lstm"].keys() & by_model["naive"].keys())
-    if not common:
+    matured = _matured(conn.execute(_RANGE, {"ticker": ticker, "start": start, "end": end}).all())
+    if not matured.targets:
         return None
-    lstm = np.array([by_model["lstm"][d] for d in common])
-    naive = np.array([by_model["naive"][d] for d in common])
-    actual, last_close = lstm[:, 1], naive[:, 0]  # the naive forecast is the last known close
-    predicted_move, actual_move = np.sign(lstm[:, 0] - last_close), np.sign(actual - last_close)
-    calls = predicted_move != 0
+    every = slice(None)
+    calls = int(np.sum(matured.values[:, 0, 0] != matured.values[:, 1, 0]))
     return RangeSummary(
-        ticker=ticker,
-        sessions=len(common),
-        lstm=ErrorStats.of(lstm[:, 0], actual),
-        naive=ErrorStats.of(naive[:, 0], actual),
-        calls=int(calls.sum()),
-        directional_accuracy=(
-            float(np.mean(predicted_move[calls] == actual_move[calls])) if calls.any() else None
-        ),
+        ticker, len(matured.targets), matured.stats(every, "lstm"), matured.stats(every, "naive"), calls
     )

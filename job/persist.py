@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+
 from job.claims import Claims
 from job.config import Settings
 from job.db import predictions, upsert
 from job.db.versions import save_version
 from job.evaluate import update_rolling_metrics
-from job.model.replay import Step
+from job.model.replay import COLUMNS, MODELS, Step
+
+_COLUMNS = ("predicted_close", *COLUMNS[1:])  # Step.forecasts columns as `predictions` names them
 
 
 def save_step(
@@ -51,9 +55,10 @@ def save_step(
                 predictions,
                 [
                     {"ticker": ticker, "target_date": step.target, "model": model, "as_of_date": step.as_of,
-                     "predicted_close": value, "model_version_id": version_id if model == "lstm" else None,
-                     "run_id": run_id, "created_at": created}
-                    for model, value in (("lstm", step.lstm), ("naive", step.naive))
+                     "model_version_id": version_id if model == "lstm" else None, "run_id": run_id,
+                     "created_at": created}
+                    | {c: None if np.isnan(v) else float(v) for c, v in zip(_COLUMNS, values, strict=True)}
+                    for model, values in zip(MODELS, step.forecasts, strict=True)
                 ],
             )  # fmt: skip
             update_rolling_metrics(conn, ticker, settings.metric_windows, since=step.as_of)

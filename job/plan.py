@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import sqlalchemy as sa
 
+from job import intervals
 from job.calendar import Sessions
 from job.config import Settings
 from job.db import predictions, price_revisions, prices
 from job.db.versions import load_latest
 from job.errors import TickerError
 from job.model import ArtifactError
-from job.model.replay import Recent, State, Task, recent_size
+from job.model.replay import COLUMNS, MODELS, Recent, State, Task, lookback
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,13 @@ def plan(
         return None
     first = todo[0].astype(dt.date)
     state, parent_id = _state(conn, ticker, first, settings)
-    keep = [int(np.searchsorted(dates, todo[0])) - settings.model.train_sessions - 1]
+    # The compute stage reads fixed spans back from each session (job.model.replay.lookback):
+    # with at least those, its results do not depend on where the arrays start.
+    keep = [int(np.searchsorted(dates, todo[0])) - lookback(settings.model)]
     if state.last_retrain is not None:
         keep.append(int(np.searchsorted(dates, state.last_retrain)))
-    if len(state.recent.targets):
-        keep.append(int(np.searchsorted(dates, state.recent.targets[0])))
+    if len(state.recent.as_of):  # ...and the volatility of the day each was made
+        keep.append(int(np.searchsorted(dates, state.recent.as_of[0])) - intervals.VOL_RETURNS - 1)
     lo = 0 if settings.model.preset == "seed" else max(0, min(keep))  # seed trains on all it gets
     targets = np.array([calendar.next_session(d.astype(dt.date)) for d in todo], "datetime64[D]")
     task = Task(
@@ -112,7 +115,7 @@ _FORECAST_DATES = (
 
 def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings) -> tuple[State, int | None]:
     """The model and recent forecasts as they were before the evening of `first`."""
-    recent = _recent(conn, ticker, first, recent_size(settings.policy))
+    recent = _recent(conn, ticker, first)
     try:
         loaded = load_latest(conn, ticker, through=first)
     except ArtifactError as exc:
@@ -133,22 +136,29 @@ _REVISED = sa.select(
 )
 
 
-def _recent(conn: sa.Connection, ticker: str, before: dt.date, keep: int) -> Recent:
-    """The last `keep` forecasts (both models) made before the evening of `before`."""
-    rows = conn.execute(_RECENT, {"ticker": ticker, "before": before, "limit": 2 * keep}).all()
-    by_target: dict[dt.date, dict[str, float]] = {}
-    for target, model, value in rows:
-        by_target.setdefault(target, {})[model] = value
-    both = sorted(t for t, v in by_target.items() if len(v) == 2)[-keep:]
+def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:
+    """The last forecasts (both models, with their intervals) made before the evening of `before`."""
+    rows = conn.execute(_RECENT, {"ticker": ticker, "before": before, "limit": 2 * intervals.WINDOW}).all()
+    by_target: dict[dt.date, dict[str, sa.Row]] = {}
+    for row in rows:
+        by_target.setdefault(row.target_date, {})[row.model] = row
+    both = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))[-intervals.WINDOW :]
+    values = [[[np.nan if v is None else v for v in by_target[t][m][3:]] for m in MODELS] for t in both]
     return Recent(
         np.array(both, "datetime64[D]"),
-        np.array([by_target[t]["lstm"] for t in both]),
-        np.array([by_target[t]["naive"] for t in both]),
+        np.array([by_target[t]["naive"].as_of_date for t in both], "datetime64[D]"),
+        np.array(values, float).reshape(len(both), len(MODELS), len(COLUMNS)),
     )
 
 
 _RECENT = (
-    sa.select(predictions.c.target_date, predictions.c.model, predictions.c.predicted_close)
+    sa.select(
+        predictions.c.target_date,
+        predictions.c.model,
+        predictions.c.as_of_date,
+        predictions.c.predicted_close,
+        *(predictions.c[column] for column in COLUMNS[1:]),
+    )
     .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.as_of_date < sa.bindparam("before"))
     .order_by(predictions.c.target_date.desc())
     .limit(sa.bindparam("limit", type_=sa.Integer))

@@ -34,6 +34,7 @@ from job.errors import NightcastError
 from job.evaluate import MODELS, RangeSummary, summarize
 from job.files import replace_file
 
+BOUNDS = ("lower_80", "upper_80", "lower_95", "upper_95")
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
 LINESTYLES = {"lstm": "-", "naive": "--"}
 DPI = 100
@@ -41,12 +42,15 @@ DPI = 100
 
 @dataclass(frozen=True)
 class ChartData:
-    """Everything the three charts of one ticker plot.
+    """Everything the four charts of one ticker plot.
 
     forecasts: indexed by target session; `actual` (NaN until the session closed), `lstm`,
-        `naive`: each forecast sits at the session it forecast, not the day it was made.
+        `naive`: each forecast sits at the session it forecast, not the day it was made;
+        `lower_80`..`upper_95`: the LSTM forecast's intervals (NaN where none was stored).
     rolling: indexed by date; one column per (model, window_days) holding the rolling RMSE,
         full windows only (n == window_days), so early points never look better than they are.
+    coverage: indexed by date; (model, level) columns holding the rolling coverage of the
+        widest full window.
     errors: predicted - actual per model, over the sessions where both models matured
         (the same sessions `summarize` uses).
     """
@@ -56,13 +60,19 @@ class ChartData:
     end: date
     forecasts: pd.DataFrame
     rolling: pd.DataFrame
+    coverage: pd.DataFrame
     errors: dict[str, np.ndarray]
 
 
 def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) -> ChartData:
     """The plotted frames for target sessions in [start, end]; an error if none were forecast."""
     query = (
-        sa.select(predictions.c.target_date, predictions.c.model, predictions.c.predicted_close)
+        sa.select(
+            predictions.c.target_date,
+            predictions.c.model,
+            predictions.c.predicted_close,
+            *(predictions.c[b] for b in BOUNDS),
+        )
         .where(predictions.c.ticker == ticker, predictions.c.target_date.between(start, end))
         .order_by(predictions.c.target_date)
     )
@@ -70,11 +80,11 @@ def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) ->
     if not forecast_rows:
         where = "" if (start, end) == (date.min, date.max) else f" with a target session in {start}..{end}"
         raise NightcastError(f"{ticker}: no predictions stored{where}")
-    forecasts = (
-        pd.DataFrame(forecast_rows, columns=["target_date", "model", "predicted_close"])
-        .pivot(index="target_date", columns="model", values="predicted_close")
-        .reindex(columns=list(MODELS))
+    rows = pd.DataFrame(forecast_rows, columns=["target_date", "model", "predicted_close", *BOUNDS])
+    forecasts = rows.pivot(index="target_date", columns="model", values="predicted_close").reindex(
+        columns=MODELS
     )
+    forecasts = forecasts.join(rows[rows["model"] == "lstm"].set_index("target_date")[list(BOUNDS)])
     first, last = forecasts.index.min(), forecasts.index.max()
     closes = dict(
         conn.execute(
@@ -94,18 +104,25 @@ def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) ->
             rolling_metrics.c.model,
             rolling_metrics.c.window_days,
             rolling_metrics.c.rmse,
+            rolling_metrics.c.coverage_80,
+            rolling_metrics.c.coverage_95,
         )
         .where(rolling_metrics.c.ticker == ticker, rolling_metrics.c.date.between(start, end))
         .where(rolling_metrics.c.n == rolling_metrics.c.window_days)
         .order_by(rolling_metrics.c.window_days, rolling_metrics.c.model, rolling_metrics.c.date)
     ).all()
-    metrics = pd.DataFrame(metric_rows, columns=["date", "model", "window_days", "rmse"])
+    metrics = pd.DataFrame(
+        metric_rows, columns=["date", "model", "window_days", "rmse", "coverage_80", "coverage_95"]
+    )
     rolling = metrics.pivot(index="date", columns=["model", "window_days"], values="rmse").sort_index()
     rolling = rolling.reindex(columns=sorted(rolling.columns, key=lambda c: (c[1], MODELS.index(c[0]))))
+    widest = metrics[metrics["window_days"] == metrics["window_days"].max()]
+    coverage = widest.pivot(index="date", columns="model", values=["coverage_80", "coverage_95"]).sort_index()
+    coverage = coverage.astype(float).dropna(how="all")
 
-    matured = forecasts.dropna()
+    matured = forecasts.dropna(subset=["actual", *MODELS])
     errors = {model: (matured[model] - matured["actual"]).to_numpy() for model in MODELS}
-    return ChartData(ticker, start, end, forecasts, rolling, errors)
+    return ChartData(ticker, start, end, forecasts, rolling, coverage, errors)
 
 
 def _date_axis(ax: Axes) -> None:
@@ -124,6 +141,12 @@ def forecast_figure(data: ChartData) -> Figure:
     fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.add_subplot()
     x = pd.to_datetime(data.forecasts.index)
+    for level, alpha in (("95", 0.12), ("80", 0.22)):  # the LSTM's intervals as bands
+        lower, upper = data.forecasts[f"lower_{level}"], data.forecasts[f"upper_{level}"]
+        if lower.notna().any():
+            ax.fill_between(
+                x, lower, upper, color=COLORS["lstm"], alpha=alpha, lw=0, label=f"lstm {level}% interval"
+            )
     ax.plot(x, data.forecasts["actual"], color=COLORS["actual"], lw=1.6, label="actual close")
     for model in MODELS:
         ax.plot(
@@ -174,6 +197,30 @@ def rolling_figure(data: ChartData) -> Figure:
     return fig
 
 
+def coverage_figure(data: ChartData) -> Figure:
+    """Rolling interval coverage of both models over the widest window, against the nominal levels."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for (column, model), series in data.coverage.items():
+        level = column.removeprefix("coverage_")
+        ax.plot(
+            pd.to_datetime(series.index), 100 * series.to_numpy(), color=COLORS[model],
+            ls="-" if level == "95" else "--", lw=1.4, label=f"{model}, {level}% interval",
+        )  # fmt: skip
+    for nominal in (80, 95):
+        ax.axhline(nominal, color="grey", lw=0.8, ls=":")
+    if data.coverage.empty:
+        ax.text(0.5, 0.5, "no interval has matured in this range yet", ha="center", transform=ax.transAxes)
+    else:
+        ax.legend(loc="lower left")
+        _date_axis(ax)
+    ax.set_title(f"{data.ticker}: share of actual closes inside the intervals (rolling, widest window)")
+    ax.set_xlabel("session the window ends on")
+    ax.set_ylabel("coverage (%)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def error_figure(data: ChartData) -> Figure:
     """Histogram of forecast errors (predicted - actual) of both models on shared bins."""
     fig = Figure(figsize=(10, 5), layout="constrained")
@@ -200,7 +247,12 @@ def error_figure(data: ChartData) -> Figure:
     return fig
 
 
-FIGURES = {"forecast": forecast_figure, "rolling": rolling_figure, "errors": error_figure}
+FIGURES = {
+    "forecast": forecast_figure,
+    "rolling": rolling_figure,
+    "coverage": coverage_figure,
+    "errors": error_figure,
+}
 
 
 @dataclass(frozen=True)
@@ -250,32 +302,43 @@ COLUMNS = {
     "mae": "MAE (price)",
     "mape": "MAPE",
     "rmse_ratio": "RMSE ratio to naive (below 1 beats naive)",
-    "directional_accuracy": "directional accuracy (when the LSTM forecast a move)",
+    "dm_pvalue": "Diebold-Mariano p (lstm beats naive)",
+    "hit_rate": "hit rate (when the LSTM forecast a move)",
+    "up_rate": "up rate (always-up baseline)",
+    "coverage_80": "80% interval coverage",
+    "coverage_95": "95% interval coverage",
+    "width_95": "mean 95% width (price)",
+    "winkler_95": "95% Winkler score (lower is better)",
 }
 
 
 def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | None, str]]]:
     """Per model, per column of the HTML table: (full-precision value, shown text).
 
-    Naive forecasts no move, so it has no directional accuracy; its ratio to itself is 1.
+    Naive forecasts no move, so it has no hit rate and no test against itself; its ratio to
+    itself is 1.
     """
+
+    def cell(value: float | None, shown: str) -> tuple[float | None, str]:
+        return (None, "-") if value is None else (value, shown.format(value))
+
     rows: dict[str, dict[str, tuple[float | None, str]]] = {}
     for model in MODELS:
         stats = getattr(summary, model)
         rows[model] = {
             "sessions": (float(summary.sessions), str(summary.sessions)),
-            "rmse": (stats.rmse, f"{stats.rmse:.4f}"),
-            "mae": (stats.mae, f"{stats.mae:.4f}"),
-            "mape": (stats.mape, f"{stats.mape:.3f}%"),
+            "rmse": cell(stats["rmse"], "{:.4f}"),
+            "mae": cell(stats["mae"], "{:.4f}"),
+            "mape": cell(stats["mape"], "{:.3f}%"),
+            "rmse_ratio": cell(summary.rmse_ratio, "{:.4f}") if model == "lstm" else (1.0, "1 (reference)"),
+            "dm_pvalue": cell(stats["dm_pvalue"], "{:.3f}"),
+            "hit_rate": cell(stats["hit_rate"], "{:.1%} of " + f"{summary.calls} calls"),
+            "up_rate": cell(stats["up_rate"], "{:.1%}"),
+            "coverage_80": cell(stats["coverage_80"], "{:.1%}"),
+            "coverage_95": cell(stats["coverage_95"], "{:.1%}"),
+            "width_95": cell(stats["width_95"], "{:.4f}"),
+            "winkler_95": cell(stats["winkler_95"], "{:.4f}"),
         }
-    accuracy = summary.directional_accuracy
-    rows["lstm"]["rmse_ratio"] = (summary.rmse_ratio, f"{summary.rmse_ratio:.4f}")
-    rows["lstm"]["directional_accuracy"] = (
-        accuracy,
-        "-" if accuracy is None else f"{accuracy:.1%} of {summary.calls} calls",
-    )
-    rows["naive"]["rmse_ratio"] = (1.0, "1 (reference)")
-    rows["naive"]["directional_accuracy"] = (None, "-")
     return rows
 
 

@@ -21,3 +21,40 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
 def mape(predicted: np.ndarray, actual: np.ndarray) -> float:
     """Mean absolute percentage error, in percent."""
     return float(100.0 * np.mean(np.abs(np.subtract(predicted, actual)) / actual))
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray) -> float:
+    """Share of actual closes inside their interval."""
+    return float(np.mean((lower <= actual) & (actual <= upper)))
+
+
+def winkler(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, alpha: float) -> float:
+    """Mean interval (Winkler) score: the width, plus 2/alpha times any miss distance. Lower
+    is better; it rewards narrow intervals only while they keep their coverage."""
+    miss = np.maximum(lower - actual, 0.0) + np.maximum(actual - upper, 0.0)
+    return float(np.mean(upper - lower + 2.0 / alpha * miss))
+
+
+def dm_pvalue(errors: np.ndarray, baseline_errors: np.ndarray) -> float | None:
+    """One-sided Diebold-Mariano p-value that `errors` have a lower mean square than
+    `baseline_errors`, one-step forecasts, with the Harvey-Leybourne-Newbold small-sample
+    correction (Student t, n - 1 degrees of freedom). None when there is nothing to test:
+    fewer than 3 pairs, or identical squared errors throughout."""
+    from scipy.special import stdtr
+
+    d = np.square(errors) - np.square(baseline_errors)
+    n = len(d)
+    variance = float(np.mean(np.square(d - d.mean()))) if n else 0.0
+    if n < 3 or variance == 0.0:
+        return None
+    statistic = float(d.mean()) / np.sqrt(variance / n) * np.sqrt((n - 1) / n)
+    return float(stdtr(n - 1, statistic))
+
+
+def hit_rate(predicted: np.ndarray, last: np.ndarray, actual: np.ndarray) -> float | None:
+    """Share of sessions whose direction the forecast got right, over the sessions where it
+    forecast a move at all (None if it never did)."""
+    calls = predicted != last
+    if not calls.any():
+        return None
+    return float(np.mean(np.sign(predicted - last)[calls] == np.sign(actual - last)[calls]))

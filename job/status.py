@@ -73,9 +73,13 @@ def _load(conn: sa.Connection) -> dict[str, _Ticker]:
     for row in conn.execute(sa.select(latest_predictions)):
         if row.ticker in tickers:
             tickers[row.ticker].forecasts[row.model] = row
-    newest = sa.select(sa.func.max(model_versions.c.id)).group_by(model_versions.c.ticker)
+    # The model behind the newest LSTM forecast, not the newest row: a backfill of older
+    # sessions adds versions after it that no current forecast comes from.
+    behind_forecast = sa.select(latest_predictions.c.model_version_id).where(
+        latest_predictions.c.model == "lstm"
+    )
     columns = [model_versions.c[c] for c in ("id", "ticker", "kind", "trained_through", "created_at")]
-    for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(newest))):
+    for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(behind_forecast))):
         if row.ticker in tickers:
             tickers[row.ticker].model = row
     behind = (
@@ -87,7 +91,7 @@ def _load(conn: sa.Connection) -> dict[str, _Ticker]:
                 prices.c.date > model_versions.c.trained_through,
             ),
         )
-        .where(model_versions.c.id.in_(newest))
+        .where(model_versions.c.id.in_(behind_forecast))
         .group_by(model_versions.c.ticker)
     )
     for ticker, count in conn.execute(behind):
@@ -115,7 +119,8 @@ def _ticker_lines(state: _Ticker, skill_window: int, now: datetime) -> list[str]
                 parts.append(f"{name} {row.predicted_close:.2f} for {row.target_date}")
             else:
                 change = "" if row.implied_change_pct is None else f" ({row.implied_change_pct:+.2f}%)"
-                parts.append(f"{name} {row.predicted_close:.2f}{change}")
+                band = "" if row.lower_95 is None else f" [95%: {row.lower_95:.2f}..{row.upper_95:.2f}]"
+                parts.append(f"{name} {row.predicted_close:.2f}{change}{band}")
         lines.append(f"forecast: {shown.target_date} (as of {shown.as_of_date}): " + ", ".join(parts))
     model = state.model
     if model is None:
@@ -134,9 +139,21 @@ def _ticker_lines(state: _Ticker, skill_window: int, now: datetime) -> list[str]
         partial = "" if row.n >= row.window_days else f", only {row.n} sessions so far"
         lines.append(
             f"skill:    {row.window_days}-session RMSE lstm {row.lstm_rmse:.4f} vs naive "
-            f"{row.naive_rmse:.4f}, ratio {ratio} (to {row.date}{partial})"
+            f"{row.naive_rmse:.4f}, ratio {ratio}{_evidence(row)} (to {row.date}{partial})"
         )
     return lines
+
+
+def _evidence(row: sa.Row) -> str:
+    """Whether the difference is real, direction, and how the intervals held (if known)."""
+    parts = []
+    if row.dm_pvalue is not None:
+        parts.append(f"DM p {row.dm_pvalue:.2f}")
+    if row.hit_rate is not None:
+        parts.append(f"hit rate {row.hit_rate:.0%} (always-up {row.up_rate:.0%})")
+    if row.coverage_80 is not None and row.coverage_95 is not None:
+        parts.append(f"coverage {row.coverage_80:.0%} of 80%, {row.coverage_95:.0%} of 95%")
+    return "".join(f", {part}" for part in parts)
 
 
 def _ago(now: datetime, then: datetime) -> str:

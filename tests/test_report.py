@@ -76,13 +76,15 @@ def test_html_table_equals_summarize_and_plain_sql(backfilled: str, tmp_path: Pa
         stats = getattr(summary, model)
         cells = table[model]
         assert cells["sessions"] == ("20.0", "20")
-        assert float(cells["rmse"][0]) == stats.rmse and cells["rmse"][1] == f"{stats.rmse:.4f}"
-        assert float(cells["mae"][0]) == stats.mae and cells["mae"][1] == f"{stats.mae:.4f}"
-        assert float(cells["mape"][0]) == stats.mape and cells["mape"][1] == f"{stats.mape:.3f}%"
+        assert float(cells["rmse"][0]) == stats["rmse"] and cells["rmse"][1] == f"{stats['rmse']:.4f}"
+        assert float(cells["mae"][0]) == stats["mae"] and cells["mae"][1] == f"{stats['mae']:.4f}"
+        assert float(cells["mape"][0]) == stats["mape"] and cells["mape"][1] == f"{stats['mape']:.3f}%"
+        for name in ("coverage_80", "coverage_95", "width_95", "winkler_95"):
+            assert float(cells[name][0]) == stats[name]
     assert float(table["lstm"]["rmse_ratio"][0]) == summary.rmse_ratio
-    assert summary.directional_accuracy is not None
-    assert float(table["lstm"]["directional_accuracy"][0]) == summary.directional_accuracy
-    assert table["naive"]["directional_accuracy"] == (None, "-")
+    assert summary.lstm["hit_rate"] is not None
+    assert float(table["lstm"]["hit_rate"][0]) == summary.lstm["hit_rate"]
+    assert table["naive"]["hit_rate"] == (None, "-") and table["naive"]["dm_pvalue"] == (None, "-")
 
     # ...and what anyone gets from plain SQL over the view
     by_sql = {
@@ -107,8 +109,17 @@ def test_html_table_equals_summarize_and_plain_sql(backfilled: str, tmp_path: Pa
         "AND n.model = 'naive' WHERE l.model = 'lstm' AND l.ticker = 'TSLA'",
     )
     hits = [np.sign(lstm - last) == np.sign(actual - last) for lstm, last, actual in pairs if lstm != last]
-    assert float(table["lstm"]["directional_accuracy"][0]) == pytest.approx(np.mean(hits))
-    assert f"of {len(hits)} calls" in table["lstm"]["directional_accuracy"][1]
+    assert float(table["lstm"]["hit_rate"][0]) == pytest.approx(np.mean(hits))
+    assert f"of {len(hits)} calls" in table["lstm"]["hit_rate"][1]
+    coverage = rows(
+        backfilled,
+        "SELECT model, AVG(inside_80), AVG(inside_95), AVG(upper_95 - lower_95) FROM prediction_errors "
+        f"WHERE ticker = 'TSLA' AND target_date BETWEEN '{START}' AND '{REPORT_END}' GROUP BY model",
+    )
+    for model, inside_80, inside_95, width in coverage:
+        assert float(table[model]["coverage_80"][0]) == pytest.approx(float(inside_80), rel=1e-12)
+        assert float(table[model]["coverage_95"][0]) == pytest.approx(float(inside_95), rel=1e-12)
+        assert float(table[model]["width_95"][0]) == pytest.approx(float(width), rel=1e-12)
 
 
 def test_pngs_are_real_charts_and_embedded_in_the_page(backfilled: str, tmp_path: Path) -> None:
@@ -116,7 +127,7 @@ def test_pngs_are_real_charts_and_embedded_in_the_page(backfilled: str, tmp_path
     assert report(backfilled, out) == 0
     page = (out / "index.html").read_text()
     embedded = dict(re.findall(r'data-chart="(\w+)" src="data:image/png;base64,([^"]+)"', page))
-    assert set(embedded) == {"forecast", "rolling", "errors"}
+    assert set(embedded) == {"forecast", "rolling", "coverage", "errors"}
     for name, encoded in embedded.items():
         path = out / f"TSLA_{name}.png"
         assert base64.b64decode(encoded) == path.read_bytes()  # self-contained: same image inline
@@ -138,7 +149,7 @@ def test_symlinks_already_in_the_folder_are_replaced_not_followed(backfilled: st
     for name in ("TSLA_forecast.png", "index.html"):
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 1000
     assert sorted(p.name for p in out.iterdir()) == [
-        "TSLA_errors.png", "TSLA_forecast.png", "TSLA_rolling.png", "index.html"
+        "TSLA_coverage.png", "TSLA_errors.png", "TSLA_forecast.png", "TSLA_rolling.png", "index.html"
     ]  # fmt: skip
 
 

@@ -81,7 +81,12 @@ def stored(migrated_url: str) -> str:
         conn.execute(sa.insert(prices), [price("AAPL", "2020-07-31", 400)])
         conn.execute(
             sa.insert(model_versions),
-            [version(1, "retrain", "2020-07-29"), version(2, "update", "2020-07-30")],
+            # 3: a backfill of older sessions, run later: newer row, but no current forecast is its
+            [
+                version(1, "retrain", "2020-07-29"),
+                version(2, "update", "2020-07-30"),
+                version(3, "retrain", "2020-07-10"),
+            ],
         )
         conn.execute(
             sa.insert(predictions),
@@ -109,7 +114,7 @@ def stored(migrated_url: str) -> str:
 def test_status_per_ticker_reads_the_views(stored: str) -> None:
     text = render_status(Settings(database_url=stored), now=datetime(2020, 8, 3, 7, 0, tzinfo=UTC))
     assert text.splitlines()[1:] == [
-        "schema:   revision 0003",
+        "schema:   revision 0004",
         "AAPL:",
         "  prices:   1 rows, last session 2020-07-31",
         "  forecast: none yet",
@@ -139,3 +144,28 @@ def test_status_command_prints_the_forecast(stored: str, capsys: pytest.CaptureF
     assert main(["status", "--database-url", stored]) == 0
     out = capsys.readouterr().out
     assert "forecast: 2020-08-03 (as of 2020-07-31): lstm 255.00 (+2.00%)" in out
+
+
+def test_status_shows_intervals_and_the_evidence_behind_the_skill(stored: str) -> None:
+    with get_engine(stored).begin() as conn:
+        conn.execute(
+            sa.update(predictions)
+            .where(predictions.c.target_date == date(2020, 8, 3), predictions.c.model == "lstm")
+            .values(lower_80=245.0, upper_80=265.0, lower_95=240.0, upper_95=270.5)
+        )
+        conn.execute(
+            sa.update(rolling_metrics)
+            .where(rolling_metrics.c.date == date(2020, 7, 31), rolling_metrics.c.window_days == 20)
+            .values(dm_pvalue=0.8123, hit_rate=0.45, up_rate=0.55, coverage_80=0.8, coverage_95=0.95)
+        )
+    lines = render_status(
+        Settings(database_url=stored), now=datetime(2020, 8, 3, 7, 0, tzinfo=UTC)
+    ).splitlines()
+    assert (
+        "  forecast: 2020-08-03 (as of 2020-07-31): lstm 255.00 (+2.00%) [95%: 240.00..270.50], "
+        "naive 250.00 (+0.00%)"
+    ) in lines
+    assert (
+        "  skill:    20-session RMSE lstm 12.0000 vs naive 10.0000, ratio 1.200, DM p 0.81, "
+        "hit rate 45% (always-up 55%), coverage 80% of 80%, 95% of 95% (to 2020-07-31)"
+    ) in lines

@@ -116,11 +116,63 @@ def test_model_skill_is_the_newest_rolling_rmse_per_window_and_its_ratio(migrate
         rows = conn.execute(
             sa.select(model_skill).order_by(model_skill.c.ticker, model_skill.c.window_days)
         ).all()
-    assert [tuple(r) for r in rows] == [
+    assert [tuple(r)[:7] for r in rows] == [
         ("AAPL", 5, date(2020, 7, 29), 5, 2.0, 1.0, 2.0),
         ("TSLA", 5, date(2020, 7, 31), 5, 3.0, 4.0, 0.75),
         ("TSLA", 20, date(2020, 7, 31), 12, 5.0, 0.0, None),
     ]
+    assert all(value is None for r in rows for value in tuple(r)[7:])  # rows without intervals
+
+
+def test_model_skill_shows_both_models_interval_columns_and_the_lstm_tests(migrated_url: str) -> None:
+    with get_engine(migrated_url).begin() as conn:
+        add_metrics(
+            conn, [("TSLA", "2020-07-31", "lstm", 5, 5, 3.0), ("TSLA", "2020-07-31", "naive", 5, 5, 4.0)]
+        )
+        for model, offset in (("lstm", 0.0), ("naive", 0.5)):
+            conn.execute(
+                sa.update(rolling_metrics)
+                .where(rolling_metrics.c.model == model)
+                .values(
+                    coverage_80=[0.8, 0.85][offset > 0], coverage_95=[0.9, 0.95][offset > 0],
+                    width_95=2.0 + offset,
+                    winkler_95=3.0 + offset, dm_pvalue=0.04 if model == "lstm" else None,
+                    hit_rate=0.6 if model == "lstm" else None, up_rate=0.5 if model == "lstm" else None,
+                )
+            )  # fmt: skip
+        row = conn.execute(sa.select(model_skill)).one()
+    assert (row.dm_pvalue, row.hit_rate, row.up_rate) == (0.04, 0.6, 0.5)
+    assert (row.coverage_80, row.coverage_95, row.width_95, row.winkler_95) == (0.8, 0.9, 2.0, 3.0)
+    assert (row.naive_coverage_80, row.naive_coverage_95, row.naive_width_95, row.naive_winkler_95) == (
+        0.85,
+        0.95,
+        2.5,
+        3.5,
+    )
+
+
+def test_prediction_errors_says_whether_the_close_fell_inside_each_interval(migrated_url: str) -> None:
+    with get_engine(migrated_url).begin() as conn:
+        add_prices(conn, "TSLA", {"2020-07-30": 200, "2020-07-31": 250})
+        add_predictions(
+            conn,
+            [
+                ("TSLA", "2020-07-31", "lstm", "2020-07-30", 210),
+                ("TSLA", "2020-07-30", "lstm", "2020-07-29", 190),
+            ],
+        )
+        conn.execute(
+            sa.update(predictions)
+            .where(predictions.c.target_date == date(2020, 7, 31))
+            .values(lower_80=240.0, upper_80=249.0, lower_95=200.0, upper_95=250.0)  # 250: on the edge
+        )
+        rows = conn.execute(
+            sa.text(
+                "SELECT target_date, inside_80, inside_95, lower_95 FROM prediction_errors "
+                "ORDER BY target_date"
+            )
+        ).all()
+    assert [tuple(r)[1:] for r in rows] == [(None, None, None), (0, 1, 200.0)]
 
 
 def test_views_are_empty_on_an_empty_database(migrated_url: str) -> None:

@@ -101,6 +101,7 @@ predictions = sa.Table(
     sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id")),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("job_runs.id")),
     sa.Column("created_at", Stamp, nullable=False),
+    *(sa.Column(bound, Price) for bound in ("lower_80", "upper_80", "lower_95", "upper_95")),
     sa.Index(None, "target_date"),
     sa.Index(None, "ticker", "as_of_date"),
 )
@@ -116,6 +117,18 @@ rolling_metrics = sa.Table(
     sa.Column("rmse", sa.Double, nullable=False),
     sa.Column("mae", sa.Double, nullable=False),
     sa.Column("mape", sa.Double, nullable=False),
+    *(
+        sa.Column(name, sa.Double)
+        for name in (
+            "coverage_80",
+            "coverage_95",
+            "width_95",
+            "winkler_95",
+            "dm_pvalue",
+            "hit_rate",
+            "up_rate",
+        )
+    ),
 )
 
 price_revisions = sa.Table(
@@ -147,6 +160,12 @@ prediction_errors = sa.table(
             "actual_close",
             "error",
             "abs_pct_error",
+            "lower_80",
+            "upper_80",
+            "lower_95",
+            "upper_95",
+            "inside_80",
+            "inside_95",
         )
     ),
 )
@@ -164,6 +183,7 @@ latest_predictions = sa.table(
     sa.column("implied_change", Price),
     sa.column("implied_change_pct", sa.Double),
     sa.column("model_version_id", sa.Integer),
+    *(sa.column(bound, Price) for bound in ("lower_80", "upper_80", "lower_95", "upper_95")),
 )
 
 model_skill = sa.table(
@@ -175,4 +195,20 @@ model_skill = sa.table(
     sa.column("lstm_rmse", sa.Double),
     sa.column("naive_rmse", sa.Double),
     sa.column("rmse_ratio", sa.Double),
+    *(
+        sa.column(name, sa.Double)
+        for name in (
+            "dm_pvalue",
+            "hit_rate",
+            "up_rate",
+            "coverage_80",
+            "coverage_95",
+            "width_95",
+            "winkler_95",
+            "naive_coverage_80",
+            "naive_coverage_95",
+            "naive_width_95",
+            "naive_winkler_95",
+        )
+    ),
 )

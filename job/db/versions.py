@@ -54,8 +54,8 @@ def save_version(
     data = artifact.pack(fit.forecaster)
     stored_params: dict[str, Any] = params.model_dump(mode="json")
     stored_params["forecaster"] = artifact.describe(fit.forecaster) | {
-        "val_rmse": fit.val_rmse,
-        "val_naive_rmse": fit.val_naive_rmse,
+        "val_rmse": _finite_or_none(fit.val_rmse),
+        "val_naive_rmse": _finite_or_none(fit.val_naive_rmse),
     }
     row = {
         "ticker": ticker,

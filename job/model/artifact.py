@@ -3,7 +3,8 @@
 Format (version 2): a zip archive that `numpy.load` opens as an `.npz`:
 - `forecaster.json`: preset, architecture, the scaling statistics of the training window and
   the shrink factor;
-- one `.npy` per weight array, in Keras' `get_weights` order (`00_lstm_kernel.npy`, ...).
+- one `.npy` per weight array, in Keras' `get_weights` order (`00_lstm_kernel.npy`, ...);
+- `calibration.npy`: the validation-tail scores its prediction intervals start from.
 Written deterministically (fixed entry times, sorted keys): the same model gives the same
 bytes, hence the same `artifact_sha256`, in any process. Reading it needs no TensorFlow;
 `nightcast export` turns one into a `.keras` file for people who want Keras' own format.
@@ -63,10 +64,15 @@ def pack(forecaster: Forecaster) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(_entry("forecaster.json"), json.dumps(describe(forecaster), sort_keys=True))
         for index, (name, array) in enumerate(zip(WEIGHT_NAMES, forecaster.weights, strict=True)):
-            npy = io.BytesIO()
-            np.lib.format.write_array(npy, np.ascontiguousarray(array, "<f4"), allow_pickle=False)
-            archive.writestr(_entry(f"{index:02d}_{name}.npy"), npy.getvalue())
+            archive.writestr(_entry(f"{index:02d}_{name}.npy"), _npy(array, "<f4"))
+        archive.writestr(_entry("calibration.npy"), _npy(forecaster.calibration, "<f8"))
     return buffer.getvalue()
+
+
+def _npy(array: np.ndarray, dtype: str) -> bytes:
+    npy = io.BytesIO()
+    np.lib.format.write_array(npy, np.ascontiguousarray(array, dtype), allow_pickle=False)
+    return npy.getvalue()
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -85,12 +91,12 @@ def unpack(data: bytes) -> Forecaster:
         meta = json.loads(npz["forecaster.json"])
         if meta.get("format") != FORMAT:
             raise ValueError(f"unknown artifact format {meta.get('format')!r}")
-        names = sorted(name for name in npz.files if name != "forecaster.json")
-        weights = tuple(npz[name] for name in names)
+        weights = tuple(npz[name] for name in sorted(npz.files) if name[:2].isdigit())
+        calibration = npz["calibration"]
     spec = Spec(int(meta["window"]), tuple(int(u) for u in meta["lstm_units"]), int(meta["dense_units"]))
     if [w.shape for w in weights] != shapes(spec):
         raise ValueError(f"weight shapes {[w.shape for w in weights]} do not fit {spec}")
     scaling = Scaling(
         meta["scaling"]["kind"], float(meta["scaling"]["center"]), float(meta["scaling"]["scale"])
     )
-    return Forecaster(meta["preset"], spec, weights, scaling, float(meta["shrink"]))
+    return Forecaster(meta["preset"], spec, weights, scaling, float(meta["shrink"]), calibration)

@@ -1,15 +1,13 @@
 """The compute stage: one ticker's sessions replayed on plain arrays.
 
-Given a ticker's closes, the model state before the first session and the as-of sessions to
+Given a ticker's closes, the state before the first session and the as-of sessions to
 replay, `replay` decides for each session whether to retrain or fine-tune, fits, forecasts
-the next session with the LSTM and the naive model, and yields what it produced together
-with the state after it. No database and no Keras object crosses this boundary: in and out
-are numpy arrays, dates and frozen dataclasses, so the same call runs in-process, on a local
-Dask worker or on a remote cluster, and a replay cut into chunks (each starting from the
-state the previous one ended with) gives exactly what one pass gives.
-
-Nothing after an as-of session reaches its fit or its forecast: each session sees
-`closes[: as_of + 1]` only.
+the next close with the LSTM and the naive model, puts prediction intervals around both
+(job.intervals), and yields what it produced with the state after it. No database and no
+Keras object crosses this boundary: arrays, dates and frozen dataclasses go in and out, so
+the same call runs in-process, on a local Dask worker or on a remote cluster, and a replay
+cut into chunks (each starting from the state the previous one ended with) gives exactly
+what one pass gives. Each session sees `closes[: as_of + 1]` only.
 """
 
 from __future__ import annotations
@@ -21,29 +19,35 @@ from typing import Literal
 
 import numpy as np
 
+from job import intervals
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.model.core import Fit, Forecaster, train, update
 from job.model.policy import Decision, decide
 from job.scores import rmse
 
+MODELS = ("lstm", "naive")
+#: Per model, what a forecast stores: the point and its (lower, upper) at each level.
+COLUMNS = ("point", "lower_80", "upper_80", "lower_95", "upper_95")
 #: A one-session forecast further than this factor from the last close is not stored.
 PLAUSIBLE_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
 class Recent:
-    """The ticker's latest forecasts, oldest first: what rolling skill is measured on."""
+    """The ticker's latest forecasts, oldest first: what skill, the guard and the intervals
+    learn from. `values[i, m]` holds COLUMNS of model MODELS[m] (NaN: no interval)."""
 
     targets: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
-    lstm: np.ndarray = field(default_factory=lambda: np.array([]))
-    naive: np.ndarray = field(default_factory=lambda: np.array([]))
+    as_of: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
+    values: np.ndarray = field(default_factory=lambda: np.empty((0, len(MODELS), len(COLUMNS))))
 
-    def add(self, target: np.datetime64, lstm: float, naive: float, keep: int) -> Recent:
+    def add(self, target: np.datetime64, as_of: np.datetime64, values: np.ndarray) -> Recent:
+        keep = intervals.WINDOW
         return Recent(
             np.append(self.targets, target)[-keep:],
-            np.append(self.lstm, lstm)[-keep:],
-            np.append(self.naive, naive)[-keep:],
+            np.append(self.as_of, as_of)[-keep:],
+            np.concatenate([self.values, values[None]])[-keep:],
         )
 
 
@@ -59,12 +63,9 @@ class State:
 
 @dataclass(frozen=True)
 class Task:
-    """One ticker's work: everything `replay` reads, as arrays.
-
-    `dates`/`closes` are the stored sessions from far enough back for a retrain and for the
-    state's last retrain and recent forecasts; `sessions` are the as-of sessions to replay
-    (each in `dates`) and `targets` the exchange session after each.
-    """
+    """One ticker's work, as arrays: the stored sessions (`dates`, `closes`) from far enough
+    back for a retrain and for the state's recent forecasts, the as-of `sessions` to replay
+    (each in `dates`) and the exchange session after each (`targets`)."""
 
     ticker: str
     dates: np.ndarray  # datetime64[D], ascending
@@ -77,7 +78,7 @@ class Task:
     retrain: bool = False  # retrain at the first session whatever the policy says
 
     def chunk(self, start: int, stop: int) -> Task:
-        """The same work for sessions[start:stop]; its state is the one sessions[start - 1] left."""
+        """The same work for sessions[start:stop], to start from the state sessions[start - 1] left."""
         return replace(self, sessions=self.sessions[start:stop], targets=self.targets[start:stop])
 
 
@@ -91,21 +92,30 @@ class Step:
     reason: str
     fit: Fit
     trained_from: dt.date
-    lstm: float
-    naive: float
+    forecasts: np.ndarray  # (MODELS, COLUMNS), NaN where there is no interval
     warning: str | None = None
 
+    @property
+    def lstm(self) -> float:
+        return float(self.forecasts[0, 0])
 
-def recent_size(policy: RetrainPolicy) -> int:
-    """How many forecasts `State.recent` keeps (the planner reads as many from the tables)."""
-    return policy.skill_window + 1
+    @property
+    def naive(self) -> float:
+        return float(self.forecasts[1, 0])
+
+
+def lookback(params: ModelParams) -> int:
+    """Sessions before an as-of session that its results may read: a retrain's window, and
+    the naive scores with the volatility of each. No result depends on anything older."""
+    return max(params.train_sessions, params.update_sessions, intervals.WINDOW + intervals.VOL_RETURNS) + 1
 
 
 def replay(task: Task, state: State | None = None) -> Iterator[tuple[Step, State]]:
     """Each session of `task` in order, from `state` (default `task.state`)."""
     state = task.state if state is None else state
+    sigma = intervals.volatility(task.closes)  # sigma_j reads closes up to j only
     for i, (as_of, target) in enumerate(zip(task.sessions, task.targets, strict=True)):
-        step, state = _session(task, state, as_of, target, force=task.retrain and i == 0)
+        step, state = _session(task, state, sigma, as_of, target, force=task.retrain and i == 0)
         yield step, state
 
 
@@ -119,29 +129,32 @@ def replay_all(task: Task, state: State | None = None) -> tuple[list[Step], Stat
 
 
 def _session(
-    task: Task, state: State, as_of: np.datetime64, target: np.datetime64, *, force: bool
+    task: Task, state: State, sigma: np.ndarray, as_of: np.datetime64, target: np.datetime64, *, force: bool
 ) -> tuple[Step, State]:
     params, day = task.params, as_of.astype(dt.date)
     end = int(np.searchsorted(task.dates, as_of, side="right"))
     if end == 0 or task.dates[end - 1] != as_of:
         raise TickerError(task.ticker, f"as of {day}: no stored close for that session")
-    closes = task.closes[:end]  # nothing after the as-of session reaches the model
+    closes, matured = task.closes[:end], _Matured(state.recent, task.dates[:end], task.closes[:end])
     forecaster = state.forecaster if state.forecaster is not None and state.forecaster.suits(params) else None
-    decision = (
-        Decision("retrain", "retrain asked for")
-        if force
-        else decide(
-            has_model=forecaster is not None,
-            sessions_since_retrain=_sessions_since(task.dates, state.last_retrain, end),
-            revised_since_model=state.revised,
-            skill=_skill(state.recent, task.dates[:end], closes, task.policy.skill_window),
-            policy=task.policy,
-        )
+    since = (
+        0 if state.last_retrain is None else end - 1 - int(np.searchsorted(task.dates, state.last_retrain))
     )
+    decision = Decision("retrain", "retrain asked for") if force else decide(
+        has_model=forecaster is not None, sessions_since_retrain=since, revised_since_model=state.revised,
+        skill=matured.skill(task.policy.skill_window), policy=task.policy,
+    )  # fmt: skip
     kind, reason, warning = decision.kind, decision.reason, None
     fit = _fit(task.ticker, day, closes, None if kind == "retrain" else forecaster, params)
-    naive = float(closes[-1])
-    lstm = fit.forecaster.forecast(closes)
+    if (
+        params.guard
+        and kind == "update"
+        and fit.forecaster.shrink > 0
+        and matured.lstm_lost_since(state.last_retrain)
+    ):
+        fit = replace(fit, forecaster=replace(fit.forecaster, shrink=0.0))  # until the next retrain
+        reason += "; live errors above naive's since the retrain: k = 0"
+    naive, lstm = float(closes[-1]), fit.forecaster.forecast(closes)
     if not _plausible(lstm, naive) and kind == "update":
         kind, reason = "retrain", f"the update forecast {lstm:g}, not a plausible close"
         fit = _fit(task.ticker, day, closes, None, params)
@@ -149,22 +162,62 @@ def _session(
     if not _plausible(lstm, naive):
         warning = f"{task.ticker} as of {day}: the model forecast {lstm:g}; the naive forecast stands in"
         lstm = naive
+    forecasts = np.full((len(MODELS), len(COLUMNS)), np.nan)
+    forecasts[:, 0] = lstm, naive
+    for m, past in enumerate(
+        (matured.lstm_scores(sigma, fit.forecaster.calibration), matured.naive_scores(sigma))
+    ):
+        for level, coverage in enumerate(intervals.LEVELS):
+            bounds = intervals.interval(
+                forecasts[m, 0], sigma[end - 1], past, matured.misses(m, level), coverage
+            )
+            forecasts[m, 1 + 2 * level : 3 + 2 * level] = bounds or (np.nan, np.nan)
     retrained = as_of if kind == "retrain" else state.last_retrain
-    after = State(
-        fit.forecaster, retrained, False, state.recent.add(target, lstm, naive, recent_size(task.policy))
-    )
-    step = Step(
-        day,
-        target.astype(dt.date),
-        kind,
-        reason,
-        fit,
-        task.dates[end - fit.n_closes].astype(dt.date),
-        lstm,
-        naive,
-        warning,
-    )
-    return step, after
+    after = State(fit.forecaster, retrained, False, state.recent.add(target, as_of, forecasts))
+    trained_from = task.dates[end - fit.n_closes].astype(dt.date)
+    return Step(day, target.astype(dt.date), kind, reason, fit, trained_from, forecasts, warning), after
+
+
+class _Matured:
+    """The recent forecasts whose target close is known as of this session."""
+
+    def __init__(self, recent: Recent, dates: np.ndarray, closes: np.ndarray) -> None:
+        at = np.searchsorted(dates, recent.targets)
+        known = (at < len(dates)) & (dates[np.minimum(at, len(dates) - 1)] == recent.targets)
+        self.recent, self.closes, self.dates = recent, closes, dates
+        self.rows, self.actual = np.flatnonzero(known), closes[at[known]]
+        self.as_of_index = np.searchsorted(dates, recent.as_of[known])
+
+    def skill(self, window: int) -> float | None:
+        """RMSE_lstm / RMSE_naive over the last `window` matured forecasts; None until a full window."""
+        if len(self.rows) < window:
+            return None
+        values, actual = self.recent.values[self.rows[-window:]], self.actual[-window:]
+        naive = rmse(values[:, 1, 0], actual)
+        return None if naive == 0 else rmse(values[:, 0, 0], actual) / naive
+
+    def lstm_lost_since(self, since: np.datetime64 | None) -> bool:
+        """Whether the LSTM's squared errors since `since` add up to more than naive's."""
+        live = self.recent.as_of[self.rows] >= since if since is not None else np.ones(len(self.rows), bool)
+        values, actual = self.recent.values[self.rows[live]], self.actual[live]
+        return float(np.sum((values[:, 0, 0] - actual) ** 2)) > float(np.sum((values[:, 1, 0] - actual) ** 2))
+
+    def lstm_scores(self, sigma: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+        """The LSTM's past scores, its validation tail first to make up for few live ones."""
+        live = intervals.scores(self.recent.values[self.rows, 0, 0], self.actual, sigma[self.as_of_index])
+        return np.concatenate([calibration, live])
+
+    def naive_scores(self, sigma: np.ndarray) -> np.ndarray:
+        """Naive's past scores need no stored forecast: yesterday's close is always known."""
+        j = np.arange(max(0, len(self.closes) - 1 - intervals.WINDOW), len(self.closes) - 1)
+        return intervals.scores(self.closes[j], self.closes[j + 1], sigma[j])
+
+    def misses(self, model: int, level: int) -> np.ndarray:
+        """1 where a matured interval of this model and level missed its close, 0 where it held."""
+        bounds = self.recent.values[self.rows, model, 1 + 2 * level : 3 + 2 * level]
+        stored = np.isfinite(bounds).all(axis=1)
+        outside = (self.actual < bounds[:, 0]) | (self.actual > bounds[:, 1])
+        return outside[stored].astype(float)
 
 
 def _fit(
@@ -181,22 +234,3 @@ def _plausible(forecast: float, last_close: float) -> bool:
         bool(np.isfinite(forecast))
         and last_close / PLAUSIBLE_FACTOR <= forecast <= last_close * PLAUSIBLE_FACTOR
     )
-
-
-def _sessions_since(dates: np.ndarray, last_retrain: np.datetime64 | None, end: int) -> int:
-    """Stored sessions from the last retrain's as-of session to this one."""
-    if last_retrain is None:
-        return 0
-    return end - 1 - int(np.searchsorted(dates, last_retrain))
-
-
-def _skill(recent: Recent, dates: np.ndarray, closes: np.ndarray, window: int) -> float | None:
-    """RMSE_lstm / RMSE_naive over the last `window` matured forecasts; None until a full window."""
-    at = np.searchsorted(dates, recent.targets)
-    matured = (at < len(dates)) & (dates[np.minimum(at, len(dates) - 1)] == recent.targets)
-    if matured.sum() < window:
-        return None
-    rows = np.flatnonzero(matured)[-window:]
-    actual = closes[at[rows]]
-    naive = rmse(recent.naive[rows], actual)
-    return None if naive == 0 else rmse(recent.lstm[rows], actual) / naive

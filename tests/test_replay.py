@@ -1,0 +1,95 @@
+"""The compute stage on plain arrays, without a database: what each session produces, and
+that a replay cut into chunks, or run on other machines, gives exactly the same."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from job.calendar import get_sessions
+from job.config import ModelParams, RetrainPolicy
+from job.errors import TickerError
+from job.model.replay import State, Task, replay, replay_all
+from job.sources import SampleSource
+from tests.conftest import TINY_MODEL
+
+XNYS = get_sessions("XNYS")
+PARAMS = ModelParams(**TINY_MODEL)
+POLICY = RetrainPolicy(retrain_every=5, skill_window=5)
+
+
+def task(n_sessions: int = 12, closes: np.ndarray | None = None) -> Task:
+    frame = SampleSource().fetch("TSLA", dt.date(2019, 1, 1), dt.date(2020, 7, 31))
+    dates = np.array(frame["date"].tolist(), "datetime64[D]")
+    values = frame["close"].to_numpy() if closes is None else closes
+    sessions = dates[-n_sessions - 1 : -1]
+    targets = np.array([XNYS.next_session(d.astype(dt.date)) for d in sessions], "datetime64[D]")
+    return Task("TSLA", dates, values, sessions, targets, State(), PARAMS, POLICY)
+
+
+@pytest.fixture(scope="module")
+def whole() -> list:
+    return list(replay(task()))
+
+
+def test_each_session_retrains_or_updates_and_forecasts_the_next(whole: list) -> None:
+    steps = [step for step, _ in whole]
+    assert [s.kind for s in steps] == (["retrain"] + ["update"] * 4) * 2 + ["retrain", "update"]
+    assert steps[0].reason == "no usable model" and "5 sessions since the last retrain" in steps[5].reason
+    closes = task().closes
+    for i, step in enumerate(steps):
+        assert step.naive == closes[-13 + i]  # the as-of close
+        assert np.isfinite(step.lstm) and step.lstm != step.naive  # guard off: the network's own
+        assert step.target == XNYS.next_session(step.as_of)
+
+
+def test_a_chunked_replay_equals_one_pass(whole: list) -> None:
+    """Chunks start from the state the previous chunk ended with, as Dask workers do."""
+    work = task()
+    first, state = replay_all(work.chunk(0, 7))
+    second, _ = replay_all(pickle.loads(pickle.dumps(work.chunk(7, 12))), pickle.loads(pickle.dumps(state)))
+    for (a, _), b in zip(whole, first + second, strict=True):
+        assert (a.as_of, a.kind, a.lstm, a.naive) == (b.as_of, b.kind, b.lstm, b.naive)
+        assert all(
+            np.array_equal(x, y)
+            for x, y in zip(a.fit.forecaster.weights, b.fit.forecaster.weights, strict=True)
+        )
+
+
+def test_nothing_after_an_as_of_session_reaches_its_forecast(whole: list) -> None:
+    honest = task()
+    tampered = honest.closes.copy()
+    tampered[-7:] *= 10  # every close after the sixth as-of session
+    steps = [step for step, _ in replay(task(closes=tampered))]
+    assert [s.lstm for s in steps[:6]] == [s.lstm for s, _ in whole[:6]]
+    assert steps[6].naive != whole[6][0].naive
+
+
+def test_a_forecast_that_is_not_a_plausible_close_is_never_kept(whole: list) -> None:
+    """A model gone wrong (here: weights scaled up) makes the session retrain; if even a fresh
+    model forecasts nonsense, the naive forecast stands in with a warning."""
+    _, state = whole[0]
+    assert state.forecaster is not None
+    broken = replace(state.forecaster, weights=tuple(w * 1e4 for w in state.forecaster.weights))
+    work = task(n_sessions=1)
+    state = replace(state, forecaster=broken, last_retrain=work.dates[-3])  # an update is due
+    step, _ = next(replay(work, state))
+    assert step.kind == "retrain" and "not a plausible close" in step.reason
+    assert np.isfinite(step.lstm) and step.warning is None
+
+    hopeless = replace(work, params=PARAMS.model_copy(update={"learning_rate": 1e6}))
+    step, _ = next(replay(hopeless, state))
+    assert step.lstm == step.naive and "naive forecast stands in" in (step.warning or "")
+
+
+def test_too_little_history_names_the_ticker_and_session() -> None:
+    work = task(n_sessions=1)
+    short = replace(work, dates=work.dates[-30:], closes=work.closes[-30:])
+    with pytest.raises(TickerError, match=r"^TSLA: as of 2020-07-30: too few closes to train: 29"):
+        list(replay(short))
+    error = pickle.loads(pickle.dumps(TickerError("TSLA", "boom")))  # crosses process boundaries whole
+    assert (error.ticker, str(error)) == ("TSLA", "TSLA: boom")
