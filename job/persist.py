@@ -20,7 +20,7 @@ from job.db.versions import save_version
 from job.evaluate import update_rolling_metrics
 from job.model.replay import COLUMNS, MODELS, Step
 
-_COLUMNS = ("predicted_close", *COLUMNS[1:])  # Step.forecasts columns as `predictions` names them
+_COLUMNS = ("predicted_close", *COLUMNS[1:-1], "network_close")  # Step.forecasts as `predictions` names them
 
 
 def save_step(

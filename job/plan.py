@@ -157,7 +157,7 @@ _RECENT = (
         predictions.c.model,
         predictions.c.as_of_date,
         predictions.c.predicted_close,
-        *(predictions.c[column] for column in COLUMNS[1:]),
+        *(predictions.c[column] for column in (*COLUMNS[1:-1], "network_close")),
     )
     .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.as_of_date < sa.bindparam("before"))
     .order_by(predictions.c.target_date.desc())

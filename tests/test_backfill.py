@@ -24,8 +24,8 @@ from tests.conftest import SAMPLE_CSV, tiny_model_env, tiny_settings
 
 START, TAMPER_AFTER, END = date(2020, 5, 1), date(2020, 5, 15), date(2020, 5, 29)
 PREDICTIONS = (
-    "SELECT ticker, target_date, model, as_of_date, predicted_close "
-    "FROM predictions ORDER BY ticker, target_date, model"
+    "SELECT ticker, target_date, model, as_of_date, predicted_close, lower_80, upper_80, lower_95, "
+    "upper_95, network_close FROM predictions ORDER BY ticker, target_date, model"
 )
 METRICS = "SELECT * FROM rolling_metrics ORDER BY ticker, date, model, window_days"
 VERSIONS = (
@@ -198,3 +198,48 @@ def test_rolling_metrics_after_a_backfill_match_plain_sql(
         assert rmse == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-12)
         assert mae == pytest.approx(np.mean(np.abs(error)), rel=1e-12)
         assert mape == pytest.approx(np.mean([p for _, p in upto]), rel=1e-12)
+
+
+def test_interval_and_skill_metrics_are_what_their_plain_formulas_give(
+    migrated_url: str, sample_folder: Path, tiny_env: dict[str, str]
+) -> None:
+    from scipy import stats
+
+    assert main(backfill_args(migrated_url, sample_folder)) == 0
+    matured = rows(
+        migrated_url,
+        "SELECT l.target_date, l.predicted_close, n.predicted_close, l.actual_close, "
+        "l.lower_80, l.upper_80, l.lower_95, l.upper_95, n.lower_95, n.upper_95 "
+        "FROM prediction_errors l JOIN prediction_errors n ON n.target_date = l.target_date "
+        "AND n.model = 'naive' WHERE l.model = 'lstm' ORDER BY l.target_date",
+    )
+    assert all(None not in r for r in matured)  # every forecast carries its intervals
+    metrics = rows(
+        migrated_url,
+        "SELECT date, model, window_days, coverage_80, coverage_95, width_95, winkler_95, dm_pvalue, "
+        "hit_rate, up_rate FROM rolling_metrics WHERE window_days = 20",
+    )
+    for day, model, window, c80, c95, width, winkler, dm, hit, up in metrics:
+        upto = np.array([r[1:] for r in matured if str(r[0]) <= str(day)][-window:], dtype=float)
+        lstm, naive, y, l80, u80, l95, u95, nl95, nu95 = upto.T
+        lo, hi = (l95, u95) if model == "lstm" else (nl95, nu95)
+        assert c95 == pytest.approx(np.mean((lo <= y) & (y <= hi)), abs=1e-12)
+        assert width == pytest.approx(np.mean(hi - lo), rel=1e-12)
+        penalty = 40 * (np.clip(lo - y, 0, None) + np.clip(y - hi, 0, None))  # 2 / alpha, alpha 0.05
+        assert winkler == pytest.approx(np.mean(hi - lo + penalty), rel=1e-12)
+        if model == "naive":
+            assert (dm, hit, up) == (None, None, None)
+            continue
+        assert c80 == pytest.approx(np.mean((l80 <= y) & (y <= u80)), abs=1e-12)
+        d = (lstm - y) ** 2 - (naive - y) ** 2
+        n, variance = len(d), np.mean((d - d.mean()) ** 2)
+        if n < 3 or variance == 0:
+            assert dm is None  # nothing to test
+        else:
+            dm_stat = (
+                d.mean() / np.sqrt(variance / n) * np.sqrt((n - 1) / n)
+            )  # Harvey-Leybourne-Newbold, h = 1
+            assert dm == pytest.approx(stats.t.cdf(dm_stat, df=n - 1), rel=1e-9)
+        calls = lstm != naive
+        assert hit == pytest.approx(np.mean(np.sign(lstm - naive)[calls] == np.sign(y - naive)[calls]))
+        assert up == pytest.approx(np.mean(y > naive))

@@ -14,6 +14,7 @@ from job.calendar import get_sessions
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.model.replay import State, Task, replay, replay_all
+from job.scores import rmse
 from job.sources import SampleSource
 from tests.conftest import TINY_MODEL
 
@@ -93,3 +94,46 @@ def test_too_little_history_names_the_ticker_and_session() -> None:
         list(replay(short))
     error = pickle.loads(pickle.dumps(TickerError("TSLA", "boom")))  # crosses process boundaries whole
     assert (error.ticker, str(error)) == ("TSLA", "TSLA: boom")
+
+
+def _walk_forward(returns: np.ndarray, sessions: int = 250) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lstm, naive, actual) of a guarded replay over the last `sessions` of a synthetic series."""
+    days = np.array(
+        XNYS.sessions_in_range(dt.date(2016, 1, 1), dt.date(2030, 1, 1))[: len(returns)], "datetime64[D]"
+    )
+    closes = 100 * np.exp(np.cumsum(returns))
+    params = ModelParams(
+        **{
+            **TINY_MODEL,
+            "guard": True,
+            "train_sessions": 400,
+            "max_epochs": 30,
+            "learning_rate": 0.01,
+            "patience": 5,
+        }
+    )
+    as_of = days[-sessions - 1 : -1]
+    work = Task("SYN", days, closes, as_of, days[-sessions:], State(), params, RetrainPolicy())
+    steps = [step for step, _ in replay(work)]
+    return np.array([s.lstm for s in steps]), np.array([s.naive for s in steps]), closes[-sessions:]
+
+
+@pytest.mark.slow
+def test_the_guard_lets_real_skill_through() -> None:
+    """Returns with real memory (AR(1), 0.5): once the network's live forecasts beat naive's
+    significantly, the stored LSTM forecast uses them, and beats naive."""
+    rng = np.random.default_rng(0)
+    noise, returns = rng.normal(0, 0.01, 1300), np.zeros(1300)
+    for i in range(1, len(returns)):
+        returns[i] = 0.5 * returns[i - 1] + noise[i]
+    lstm, naive, actual = _walk_forward(returns)
+    assert np.mean(lstm != naive) > 0.3
+    assert rmse(lstm, actual) < 0.95 * rmse(naive, actual)
+
+
+@pytest.mark.slow
+def test_without_live_evidence_the_guard_keeps_the_last_close() -> None:
+    """A random walk has nothing to learn: whatever validation tails say by chance, every
+    stored LSTM forecast is the naive one."""
+    lstm, naive, _ = _walk_forward(np.random.default_rng(1).normal(0, 0.01, 1300))
+    assert np.array_equal(lstm, naive)

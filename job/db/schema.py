@@ -101,7 +101,7 @@ predictions = sa.Table(
     sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id")),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("job_runs.id")),
     sa.Column("created_at", Stamp, nullable=False),
-    *(sa.Column(bound, Price) for bound in ("lower_80", "upper_80", "lower_95", "upper_95")),
+    *(sa.Column(c, Price) for c in ("lower_80", "upper_80", "lower_95", "upper_95", "network_close")),
     sa.Index(None, "target_date"),
     sa.Index(None, "ticker", "as_of_date"),
 )
@@ -164,6 +164,7 @@ prediction_errors = sa.table(
             "upper_80",
             "lower_95",
             "upper_95",
+            "network_close",
             "inside_80",
             "inside_95",
         )

@@ -10,8 +10,8 @@ than naive. After each retrain, k is the least-squares factor mapping predicted 
 returns on the chronological validation tail (which the weights never trained on and which
 ends at the as-of session), clipped to [0, 1], and 0 unless its t-statistic reaches
 MIN_T_STAT. k = 0 is exactly the naive forecast. Updates keep k (they have no held-out data
-to refit it on); the compute stage (job.model.replay) takes it away when the live errors
-since the retrain exceed naive's.
+to refit it on). A validation tail is one sample, retrained on every few weeks: the compute
+stage (job.model.replay) applies k only while the network's own live forecasts beat naive's.
 
 The validation tail also gives the model's first out-of-sample errors (`calibration`), which
 its prediction intervals start from before live errors exist (job.intervals).
@@ -22,7 +22,7 @@ no validation, no k) for comparison only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,9 +35,7 @@ from job.scores import rmse
 
 TUTORIAL_WINDOW, TUTORIAL_EPOCHS = 10, 3
 MIN_TRAIN_WINDOWS = 20
-#: One-sided 5% over a year of retrains (~13 at the default cadence), Bonferroni: a model
-#: retrained that often gets that many chances to look skilled by luck.
-MIN_T_STAT = 2.65
+MIN_T_STAT = 2.0  # about 5% one-sided
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +68,10 @@ class Forecaster:
             return raw
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network: callers refuse it
             return closes[idx] * np.exp(self.shrink * raw)
+
+    def network_forecast(self, closes: np.ndarray) -> float:
+        """The next close as the network alone says it (k = 1), before the guard's say."""
+        return replace(self, shrink=1.0).forecast(closes)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Unscaled network output (a log return, or a close for the seed preset) per input row."""

@@ -72,32 +72,46 @@ class TrainResult:
 def _keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
+    import tensorflow as tf
 
+    # Before the first op: the runtime fixes its thread pools then, and refuses changes after.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
     return keras
 
 
-def build_model(spec: Spec, *, unroll: bool = False) -> Any:
-    """The architecture; `unroll` trades a longer first trace for faster steps (window 10)."""
+def build_model(spec: Spec, *, unroll: bool = False, seed: int | None = None) -> Any:
+    """The architecture, with Keras' default initializers (seeded, when `seed` is given, each
+    its own: a global seed would leave them to whatever else draws from Python's `random`,
+    which a Dask worker's own threads do). `unroll` buys faster steps for a slower trace."""
     keras = _keras()
+    init = keras.initializers
+
+    def seeded(kind: str, offset: int) -> Any:
+        return kind if seed is None else getattr(init, kind)(seed=seed + offset)
+
     return keras.Sequential(
         [
             keras.Input((spec.window, 1)),
-            keras.layers.LSTM(spec.lstm_units[0], return_sequences=True, unroll=unroll),
-            keras.layers.LSTM(spec.lstm_units[1], unroll=unroll),
-            keras.layers.Dense(spec.dense_units),
-            keras.layers.Dense(1),
+            keras.layers.LSTM(
+                spec.lstm_units[0], return_sequences=True, unroll=unroll,
+                kernel_initializer=seeded("GlorotUniform", 0), recurrent_initializer=seeded("Orthogonal", 1),
+            ),
+            keras.layers.LSTM(
+                spec.lstm_units[1], unroll=unroll,
+                kernel_initializer=seeded("GlorotUniform", 2), recurrent_initializer=seeded("Orthogonal", 3),
+            ),
+            keras.layers.Dense(spec.dense_units, kernel_initializer=seeded("GlorotUniform", 4)),
+            keras.layers.Dense(1, kernel_initializer=seeded("GlorotUniform", 5)),
         ]
-    )
+    )  # fmt: skip
 
 
 @cache
 def initial_weights(spec: Spec, seed: int) -> Weights:
     """What Keras initializes a new model of `spec` to under `seed` (computed once)."""
-    _keras().utils.set_random_seed(seed)
-    return tuple(build_model(spec).get_weights())
+    return tuple(build_model(spec, seed=seed).get_weights())
 
 
 class _Trainer:
@@ -211,8 +225,8 @@ def train_loop(
 def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int = 3) -> TrainResult:
     """The tutorial's training, as written: new model, `fit(batch_size=1)`, nothing reused."""
     keras = _keras()
-    keras.utils.set_random_seed(seed)
-    model = build_model(spec)
+    keras.utils.set_random_seed(seed)  # for fit's shuffling
+    model = build_model(spec, seed=seed)
     model.compile(optimizer="adam", loss="mean_squared_error")
     history = model.fit(
         x[:, :, None].astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0

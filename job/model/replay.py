@@ -24,11 +24,15 @@ from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.model.core import Fit, Forecaster, train, update
 from job.model.policy import Decision, decide
-from job.scores import rmse
+from job.scores import dm_pvalue, rmse
 
 MODELS = ("lstm", "naive")
 #: Per model, what a forecast stores: the point and its (lower, upper) at each level.
-COLUMNS = ("point", "lower_80", "upper_80", "lower_95", "upper_95")
+COLUMNS = ("point", "lower_80", "upper_80", "lower_95", "upper_95", "network")
+#: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
+#: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
+#: night, hence stricter than 5%), before the LSTM forecast leaves the last close.
+LIVE_MIN, LIVE_P = 60, 0.01
 #: A one-session forecast further than this factor from the last close is not stored.
 PLAUSIBLE_FACTOR = 10.0
 
@@ -146,32 +150,30 @@ def _session(
     )  # fmt: skip
     kind, reason, warning = decision.kind, decision.reason, None
     fit = _fit(task.ticker, day, closes, None if kind == "retrain" else forecaster, params)
-    if (
-        params.guard
-        and kind == "update"
-        and fit.forecaster.shrink > 0
-        and matured.lstm_lost_since(state.last_retrain)
-    ):
-        fit = replace(fit, forecaster=replace(fit.forecaster, shrink=0.0))  # until the next retrain
-        reason += "; live errors above naive's since the retrain: k = 0"
-    naive, lstm = float(closes[-1]), fit.forecaster.forecast(closes)
-    if not _plausible(lstm, naive) and kind == "update":
-        kind, reason = "retrain", f"the update forecast {lstm:g}, not a plausible close"
+    naive, network = float(closes[-1]), fit.forecaster.network_forecast(closes)
+    if not _plausible(network, naive) and kind == "update":
+        kind, reason = "retrain", f"the update forecast {network:g}, not a plausible close"
         fit = _fit(task.ticker, day, closes, None, params)
+        network = fit.forecaster.network_forecast(closes)
+    if not _plausible(network, naive):
+        warning = f"{task.ticker} as of {day}: the model forecast {network:g}; the naive forecast stands in"
+        network = lstm = naive
+    elif params.guard and fit.forecaster.preset == "default" and not matured.network_beats_naive():
+        lstm = naive  # no live evidence of skill: the guard keeps the last close
+    else:
         lstm = fit.forecaster.forecast(closes)
-    if not _plausible(lstm, naive):
-        warning = f"{task.ticker} as of {day}: the model forecast {lstm:g}; the naive forecast stands in"
-        lstm = naive
     forecasts = np.full((len(MODELS), len(COLUMNS)), np.nan)
-    forecasts[:, 0] = lstm, naive
-    for m, past in enumerate(
-        (matured.lstm_scores(sigma, fit.forecaster.calibration), matured.naive_scores(sigma))
-    ):
+    forecasts[:, 0], forecasts[0, -1] = (lstm, naive), network
+    for m in (1, 0):  # naive first: an LSTM forecast equal to naive's carries naive's interval
+        past = matured.naive_scores(sigma) if m else matured.lstm_scores(sigma, fit.forecaster.calibration)
         for level, coverage in enumerate(intervals.LEVELS):
             bounds = intervals.interval(
                 forecasts[m, 0], sigma[end - 1], past, matured.misses(m, level), coverage
             )
             forecasts[m, 1 + 2 * level : 3 + 2 * level] = bounds or (np.nan, np.nan)
+        if lstm == naive:
+            forecasts[0, 1:-1] = forecasts[1, 1:-1]
+            break
     retrained = as_of if kind == "retrain" else state.last_retrain
     after = State(fit.forecaster, retrained, False, state.recent.add(target, as_of, forecasts))
     trained_from = task.dates[end - fit.n_closes].astype(dt.date)
@@ -196,11 +198,27 @@ class _Matured:
         naive = rmse(values[:, 1, 0], actual)
         return None if naive == 0 else rmse(values[:, 0, 0], actual) / naive
 
-    def lstm_lost_since(self, since: np.datetime64 | None) -> bool:
-        """Whether the LSTM's squared errors since `since` add up to more than naive's."""
-        live = self.recent.as_of[self.rows] >= since if since is not None else np.ones(len(self.rows), bool)
-        values, actual = self.recent.values[self.rows[live]], self.actual[live]
-        return float(np.sum((values[:, 0, 0] - actual) ** 2)) > float(np.sum((values[:, 1, 0] - actual) ** 2))
+    def network_beats_naive(self) -> bool:
+        """Whether the network's own recent forecasts beat naive's with a Diebold-Mariano
+        p-value below LIVE_P: live, out-of-sample evidence of skill."""
+        values = self.recent.values[self.rows]
+        known = np.isfinite(values[:, 0, -1])
+        if known.sum() < LIVE_MIN:
+            return False
+        network, naive, actual = values[known, 0, -1], values[known, 1, 0], self.actual[known]
+        p = dm_pvalue(network - actual, naive - actual)
+        return p is not None and p < LIVE_P and not self.applied_lost()
+
+    def applied_lost(self) -> bool:
+        """Whether the LSTM forecasts stored since it last left the naive one (its current run
+        of moves) erred more, in squares, than naive's: then it goes back to naive."""
+        values, actual = self.recent.values[self.rows], self.actual
+        moved = values[:, 0, 0] != values[:, 1, 0]
+        start = len(moved) - int(np.argmin(moved[::-1])) if not moved.all() else 0
+        if start == len(moved):
+            return False
+        errors = np.square(values[start:, :, 0] - actual[start:, None])
+        return bool(errors[:, 0].sum() > errors[:, 1].sum())
 
     def lstm_scores(self, sigma: np.ndarray, calibration: np.ndarray) -> np.ndarray:
         """The LSTM's past scores, its validation tail first to make up for few live ones."""

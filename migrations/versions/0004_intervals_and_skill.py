@@ -1,6 +1,7 @@
 """Prediction intervals on every forecast, and interval and skill columns in rolling metrics.
 
-`predictions` gains lower_80, upper_80, lower_95, upper_95; `rolling_metrics` gains
+`predictions` gains lower_80, upper_80, lower_95, upper_95, and on lstm rows network_close
+(the network's own forecast, before the guard decides how much of it to use); `rolling_metrics` gains
 coverage_80, coverage_95, width_95, winkler_95 and, on lstm rows, dm_pvalue, hit_rate and
 up_rate. All NULL on rows written before. The views show them: `prediction_errors` the
 bounds and whether the actual close fell inside, `latest_predictions` the bounds,
@@ -21,7 +22,7 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BOUNDS = ("lower_80", "upper_80", "lower_95", "upper_95")
+BOUNDS = ("lower_80", "upper_80", "lower_95", "upper_95", "network_close")
 METRICS = ("coverage_80", "coverage_95", "width_95", "winkler_95", "dm_pvalue", "hit_rate", "up_rate")
 
 PREDICTION_ERRORS = """
@@ -30,7 +31,7 @@ SELECT p.ticker, p.target_date, p.model, p.as_of_date, p.predicted_close,
        a.close AS actual_close,
        p.predicted_close - a.close AS error,
        100.0 * ABS(p.predicted_close - a.close) / a.close AS abs_pct_error,
-       p.lower_80, p.upper_80, p.lower_95, p.upper_95,
+       p.lower_80, p.upper_80, p.lower_95, p.upper_95, p.network_close,
        CASE WHEN p.lower_80 IS NOT NULL
             THEN CASE WHEN a.close BETWEEN p.lower_80 AND p.upper_80 THEN 1 ELSE 0 END END AS inside_80,
        CASE WHEN p.lower_95 IS NOT NULL

@@ -1,0 +1,65 @@
+"""Prediction intervals: volatility without look-ahead, the conformal quantile and its adaptive
+level as defined, and coverage that holds on returns whose volatility clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from job import intervals
+
+
+def garch_closes(n: int, seed: int = 0) -> np.ndarray:
+    """A GARCH(1,1) path: calm and stormy spells, like real daily returns."""
+    rng = np.random.default_rng(seed)
+    variance, returns = 1e-4, np.empty(n)
+    for i in range(n):
+        returns[i] = np.sqrt(variance) * rng.standard_t(5) / np.sqrt(5 / 3)
+        variance = 2e-6 + 0.09 * returns[i] ** 2 + 0.89 * variance
+    return 100 * np.exp(np.cumsum(returns))
+
+
+def test_volatility_is_an_ewma_of_the_last_returns_and_reads_nothing_later() -> None:
+    closes = garch_closes(400)
+    sigma = intervals.volatility(closes)
+    assert np.isnan(sigma[: intervals.VOL_RETURNS]).all()
+    r = np.diff(np.log(closes))
+    j = 250  # sigma_j: the last VOL_RETURNS returns into closes j - 99 .. j
+    weights = intervals.LAMBDA ** np.arange(intervals.VOL_RETURNS)[::-1]
+    expected = np.sqrt(np.dot(weights, r[j - intervals.VOL_RETURNS : j] ** 2) / weights.sum())
+    assert sigma[j] == pytest.approx(expected, rel=1e-12)
+    tampered = closes.copy()
+    tampered[j + 1 :] *= 3
+    assert np.array_equal(intervals.volatility(tampered)[: j + 1], sigma[: j + 1], equal_nan=True)
+
+
+def test_the_quantile_is_the_conformal_rank_and_the_level_adapts_to_misses() -> None:
+    past = np.arange(1.0, 21.0)  # 20 scores 1..20
+    # rank ceil(21 * 0.8) = 17: the 17th smallest score
+    assert intervals.interval(100.0, 0.01, past, np.array([]), 0.80) == pytest.approx(
+        (100 * np.exp(-0.17), 100 * np.exp(0.17))
+    )
+    # more misses than the 20% the level allows: a_t = 0.2 + 0.02 * 10 * (0.2 - 1) = 0.04
+    upper = intervals.interval(100.0, 0.01, past, np.ones(10), 0.80)[1]  # type: ignore[index]
+    assert upper == pytest.approx(100 * np.exp(0.01 * 20))  # rank ceil(21 * 0.96) = 21 > 20: widest
+    # a_t <= 0 would be an infinite interval: the widest past score stands in, finite
+    assert intervals.interval(100.0, 0.01, past, np.ones(100), 0.80)[1] == pytest.approx(upper)  # type: ignore[index]
+    assert intervals.interval(100.0, np.nan, past, np.array([]), 0.80) is None  # no volatility yet
+    assert intervals.interval(100.0, 0.01, np.array([np.inf]), np.array([]), 0.80) is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_walk_forward_coverage_holds_on_clustered_volatility(seed: int) -> None:
+    closes = garch_closes(1600, seed)
+    sigma = intervals.volatility(closes)
+    scores = intervals.scores(closes[:-1], closes[1:], sigma[:-1])  # naive forecasts, as of j
+    misses: dict[float, list[float]] = {c: [] for c in intervals.LEVELS}
+    for j in range(350, len(closes) - 1):
+        for coverage in intervals.LEVELS:
+            bounds = intervals.interval(
+                closes[j], sigma[j], scores[j - 250 : j], np.array(misses[coverage]), coverage
+            )
+            assert bounds is not None
+            misses[coverage].append(float(not bounds[0] <= closes[j + 1] <= bounds[1]))
+    for coverage, missed in misses.items():
+        assert 1 - np.mean(missed) == pytest.approx(coverage, abs=0.02)
