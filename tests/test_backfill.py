@@ -243,3 +243,41 @@ def test_interval_and_skill_metrics_are_what_their_plain_formulas_give(
         calls = lstm != naive
         assert hit == pytest.approx(np.mean(np.sign(lstm - naive)[calls] == np.sign(y - naive)[calls]))
         assert up == pytest.approx(np.mean(y > naive))
+
+
+def test_a_backfill_before_a_nightly_forecast_leaves_metrics_and_status_consistent(
+    migrated_url: str, sample_folder: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A night first (the ticker's first forecast, as of the last session), then a backfill of
+    the weeks before it: every matured session has its metrics, the same as plain SQL gives,
+    and `status` names the model behind the newest forecast, not the backfill's last one."""
+    common = [
+        "--database-url",
+        migrated_url,
+        "--source",
+        "csv",
+        "--csv",
+        str(sample_folder),
+        "--tickers",
+        "TSLA",
+    ]
+    assert main(["run", *common, "--as-of", "2020-07-31"]) == 0
+    nightly = rows(migrated_url, "SELECT model_version_id FROM predictions WHERE model = 'lstm'")
+    assert main(["backfill", *common, "--start", "2020-07-01", "--end", "2020-07-31"]) == 0
+    matured = rows(migrated_url, "SELECT DISTINCT target_date FROM prediction_errors ORDER BY target_date")
+    evaluated = rows(migrated_url, "SELECT DISTINCT date FROM rolling_metrics ORDER BY date")
+    assert evaluated == matured and str(matured[-1][0]) == "2020-07-31"
+    newest = rows(
+        migrated_url,
+        "SELECT model, n, rmse FROM rolling_metrics WHERE date = '2020-07-31' AND window_days = 60 "
+        "ORDER BY model",
+    )
+    by_sql = rows(
+        migrated_url,
+        "SELECT model, COUNT(*), SUM(error * error) FROM prediction_errors GROUP BY model ORDER BY model",
+    )
+    for (model, n, rmse), (_, count, sse) in zip(newest, by_sql, strict=True):
+        assert n == count == 22 and rmse == pytest.approx(np.sqrt(sse / count), rel=1e-12), model
+    capsys.readouterr()
+    assert main(["status", "--database-url", migrated_url]) == 0
+    assert f"model:    #{nightly[0][0]} retrain, trained through 2020-07-31" in capsys.readouterr().out
