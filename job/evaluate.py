@@ -102,15 +102,18 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def update_rolling_metrics(conn: sa.Connection, ticker: str, windows: list[int], since: date | None) -> int:
-    """Write the rolling-metric rows that forecasts maturing on or after `since` touch.
+def update_rolling_metrics(
+    conn: sa.Connection, ticker: str, windows: list[int], since: date | None, until: date | None = None
+) -> int:
+    """Write the rolling-metric rows that forecasts maturing on or after `since` touch (up to
+    `until`, when a later session will write the rest).
 
     The row of date d summarizes the last `window` matured forecasts with target <= d, so a
     forecast with target s changes the rows of s and of the next `max(windows) - 1` matured
     targets, and no other. A night (since = tonight's session) writes one date; a backfill
-    that fills sessions before forecasts already stored rewrites the later rows its new
-    forecasts reach, so they never go stale. `since=None` redoes the whole ticker (after a
-    price revision re-based it). Returns the number of rows written.
+    that fills sessions before forecasts already stored rewrites, at its last session, the
+    later rows its forecasts reach, so they never go stale. `since=None` redoes the whole
+    ticker (after a price revision re-based it). Returns the number of rows written.
     """
     widest = max(windows)
     params = {"ticker": ticker}
@@ -124,7 +127,7 @@ def update_rolling_metrics(conn: sa.Connection, ticker: str, windows: list[int],
         {"ticker": ticker, "date": day, "model": model, "window_days": window}
         | matured.stats(slice(max(0, i - window + 1), i + 1), model)
         for i, day in enumerate(matured.targets)
-        if since is None or day >= since
+        if (since is None or day >= since) and (until is None or day <= until)
         for window in windows
         for model in MODELS
     ]

@@ -66,6 +66,7 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
         self.workers, self.address = workers, address
         self._client: Any = None
         self._cluster: Any = None
+        self._warming: list[Any] = []
 
     def __enter__(self) -> DaskExecutor:
         from distributed import Client, LocalCluster
@@ -81,6 +82,12 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
                 silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
+        # TensorFlow takes seconds to import: let the workers do it while this process
+        # ingests and plans, instead of when the first task arrives.
+        self._warming = [
+            self._client.submit(_warm_up, workers=[address], pure=False)
+            for address in self._client.scheduler_info()["workers"]
+        ]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,6 +160,12 @@ class Ticker:
             steps, _ = self.ready.pop(self.next_index).result()
             self.next_index += 1
             yield Result(self.task, steps, done=self.next_index == len(self.futures))
+
+
+def _warm_up() -> None:
+    from job.model.network import load_keras
+
+    load_keras()
 
 
 def _state_of(result: tuple[list[Step], State]) -> State:

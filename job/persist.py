@@ -32,9 +32,11 @@ def save_step(
     run_id: int | None,
     settings: Settings,
     forecasts: bool = True,
+    last: bool = True,
 ) -> int:
     """Store the session's model version (and, unless `forecasts` is off, its forecasts and
-    the metrics they touch); returns the version id."""
+    the metrics they touch: those after the session only at the `last` one of a run, since
+    each later session writes its own); returns the version id."""
     conn = claims.conn
     with conn.begin():
         version_id = save_version(
@@ -61,6 +63,7 @@ def save_step(
                     for model, values in zip(MODELS, step.forecasts, strict=True)
                 ],
             )  # fmt: skip
-            update_rolling_metrics(conn, ticker, settings.metric_windows, since=step.as_of)
+            until = None if last else step.as_of
+            update_rolling_metrics(conn, ticker, settings.metric_windows, since=step.as_of, until=until)
         claims.verify(ticker)
     return version_id

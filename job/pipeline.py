@@ -207,7 +207,8 @@ class _Work:
     horizon: dt.date
     start: dt.date | None
     reports: dict[str, TickerReport]
-    parents: dict[str, int | None] = field(default_factory=dict)
+    parents: dict[str, int | None] = field(default_factory=dict)  # the version each next one updates
+    last: dict[str, dt.date] = field(default_factory=dict)  # the last session planned per ticker
 
     def tickers(self, tickers: list[str]) -> None:
         ready = tickers if self.kind == "train" else self._ingest(tickers)
@@ -274,14 +275,16 @@ class _Work:
             self.cycle.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
             if planned is not None:
                 self.parents[ticker] = planned.parent_id
+                self.last[ticker] = planned.task.sessions[-1].astype(dt.date)
                 yield planned.task
 
     def _persist(self, ticker: str, step: Step) -> None:
         if step.warning:
             log.warning("%s", step.warning)
+        last = step.as_of == self.last[ticker]
         version_id = save_step(
             self.claims, ticker, step, parent_id=self.parents[ticker], run_id=self.run_id,
-            settings=self.cycle.settings, forecasts=self.kind != "train",
+            settings=self.cycle.settings, forecasts=self.kind != "train", last=last,
         )  # fmt: skip
         self.parents[ticker] = version_id
         self.reports[ticker].add(step, version_id)

@@ -69,7 +69,7 @@ class TrainResult:
 
 
 @cache
-def _keras() -> Any:
+def load_keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -78,6 +78,7 @@ def _keras() -> Any:
 
     # Before the first op: the runtime fixes its thread pools then, and refuses changes after.
     tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     return keras
 
 
@@ -85,7 +86,7 @@ def build_model(spec: Spec, *, unroll: bool = False, seed: int | None = None) ->
     """The architecture, with Keras' default initializers (seeded, when `seed` is given, each
     its own: a global seed would leave them to whatever else draws from Python's `random`,
     which a Dask worker's own threads do). `unroll` buys faster steps for a slower trace."""
-    keras = _keras()
+    keras = load_keras()
     init = keras.initializers
 
     def seeded(kind: str, offset: int) -> Any:
@@ -123,7 +124,7 @@ class _Trainer:
     """
 
     def __init__(self, spec: Spec) -> None:
-        keras = _keras()
+        keras = load_keras()
         import tensorflow as tf
 
         self.lock = threading.Lock()
@@ -224,7 +225,7 @@ def train_loop(
 
 def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int = 3) -> TrainResult:
     """The tutorial's training, as written: new model, `fit(batch_size=1)`, nothing reused."""
-    keras = _keras()
+    keras = load_keras()
     keras.utils.set_random_seed(seed)  # for fit's shuffling
     model = build_model(spec, seed=seed)
     model.compile(optimizer="adam", loss="mean_squared_error")
