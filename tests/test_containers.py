@@ -35,19 +35,11 @@ def _tool(name: str) -> str:
     return path
 
 
-def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _compose_config(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIGHTCAST_", "POSTGRES_"))}
+    files = [arg for name in ("docker-compose.yml", *extra) for arg in ("-f", str(ROOT / name))]
     return subprocess.run(
-        [
-            _tool("docker-compose"),
-            "--project-directory",
-            str(ROOT),
-            "-f",
-            str(ROOT / "docker-compose.yml"),
-            "--profile",
-            "tools",
-            "config",
-        ],
+        [_tool("docker-compose"), "--project-directory", str(ROOT), *files, "--profile", "tools", "config"],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -136,8 +128,23 @@ def test_compose_environment_gives_valid_settings(compose: dict, monkeypatch: py
         assert settings.tickers and settings.calendar == "XNYS"
 
 
+def test_the_scale_file_runs_dask_workers_the_scheduler_sends_training_to() -> None:
+    done = _compose_config({"POSTGRES_PASSWORD": PASSWORD}, "docker-compose.scale.yml")
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    worker, scheduler = services["worker"], services["scheduler"]
+    assert worker["entrypoint"] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert worker["command"][:2] == ["--nthreads", "1"] and "--memory-limit" in worker["command"]
+    assert "NIGHTCAST_DATABASE_PASSWORD" not in worker.get(
+        "environment", {}
+    )  # workers never see the database
+    assert scheduler["environment"]["NIGHTCAST_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
+    assert scheduler["environment"]["NIGHTCAST_DATABASE_PASSWORD"] == PASSWORD  # the base file's, kept
+    assert services["dask-scheduler"]["entrypoint"] == ["dask", "scheduler"]
+
+
 def test_env_example_documents_every_compose_variable() -> None:
-    compose_text = (ROOT / "docker-compose.yml").read_text()
+    compose_text = (ROOT / "docker-compose.yml").read_text() + (ROOT / "docker-compose.scale.yml").read_text()
     variables = set(re.findall(r"\$\{(\w+)", compose_text))
     example = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
