@@ -37,15 +37,21 @@ class Scaling:
 
 
 def fit_standard(values: np.ndarray) -> Scaling:
-    """Mean/std of the given values (a flat series has scale 1, not a division by zero)."""
-    std = float(np.std(values))
-    return Scaling("standard", float(np.mean(values)), std if std > 0 else 1.0)
+    """scikit-learn's StandardScaler on the given (training) values: mean and standard
+    deviation (a flat series gets scale 1, not a division by zero)."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(np.asarray(values, np.float64).reshape(-1, 1))
+    return Scaling("standard", float(scaler.mean_[0]), float(scaler.scale_[0]))
 
 
 def fit_minmax(values: np.ndarray) -> Scaling:
-    """MinMaxScaler to [0, 1]: center = min, scale = max - min."""
-    low, high = float(np.min(values)), float(np.max(values))
-    return Scaling("minmax", low, high - low if high > low else 1.0)
+    """scikit-learn's MinMaxScaler to [0, 1] on the given (training) values: center = min,
+    scale = max - min (1 for a flat series)."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    scaler = MinMaxScaler().fit(np.asarray(values, np.float64).reshape(-1, 1))
+    return Scaling("minmax", float(scaler.data_min_[0]), float(1.0 / scaler.scale_[0]))
 
 
 def check_closes(closes: np.ndarray) -> np.ndarray:
