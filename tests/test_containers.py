@@ -141,6 +141,8 @@ def test_the_scale_file_runs_dask_workers_the_scheduler_sends_training_to() -> N
     assert scheduler["environment"]["NIGHTCAST_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
     assert scheduler["environment"]["NIGHTCAST_DATABASE_PASSWORD"] == PASSWORD  # the base file's, kept
     assert services["dask-scheduler"]["entrypoint"] == ["dask", "scheduler"]
+    assert "8786" in " ".join(services["dask-scheduler"]["healthcheck"]["test"])
+    assert worker["healthcheck"]["test"] == ["NONE"]  # disabled: not the image's heartbeat check
 
 
 def test_env_example_documents_every_compose_variable() -> None:
