@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backfill: {replayed} sessions in {backfill_s:.2f} s (fresh process, imports included)")
     print(f"seed preset: one training on {len(closes)} sessions in {seed_s:.2f} s")
     print(
-        f"rmse lstm {summary.lstm.rmse:.4f}, naive {summary.naive.rmse:.4f} over {summary.sessions} sessions"
+        f"rmse lstm {summary.lstm['rmse']:.4f}, naive {summary.naive['rmse']:.4f} "
+        f"over {summary.sessions} sessions"
     )
     print(
         f"backfill_s={backfill_s:.2f} seed_train_s={seed_s:.2f} ratio={backfill_s / seed_s:.3f} "
