@@ -96,15 +96,18 @@ def bench(kind: str, n_tickers: int, n_sessions: int) -> None:
     now = sessions.session_close(night) + dt.timedelta(hours=2)
     with database(kind) as url:
         upgrade_to_head(url)
+        options = {"history_start": days[0], "now": now, "metric_windows": [5, 20, 60]}
         began = time.perf_counter()
-        outcomes = ingest_many(url, tickers, source, sessions, history_start=days[0], end=cold_end, now=now)
+        with get_engine(url).connect() as conn:
+            outcomes = ingest_many(conn, tickers, source, sessions, end=cold_end, **options)
         cold = time.perf_counter() - began
         assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
         rows = sum(o.result.new_rows for o in outcomes if o.result)
         print(f"{kind:10} cold load     {rows:>10,} rows in {cold:7.2f} s = {rows / cold:>10,.0f} rows/s")
 
         began = time.perf_counter()
-        outcomes = ingest_many(url, tickers, source, sessions, history_start=days[0], now=now)
+        with get_engine(url).connect() as conn:
+            outcomes = ingest_many(conn, tickers, source, sessions, **options)
         append = time.perf_counter() - began
         new = sum(o.result.new_rows for o in outcomes if o.result)
         assert new == n_tickers and all(o.ok for o in outcomes)
