@@ -136,7 +136,7 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
         raise ValueError(
             f"too few closes to train: {len(closes)} (need at least {need} for window {spec.window})"
         )
-    scaling = windows.fit_standard(returns[: n_train + spec.window])
+    scaling = windows.fit_standard(returns[: windows.training_span(n_train, spec.window)])
     xs, ys = scaling.apply(x), scaling.apply(y)
     result = network.train_loop(
         spec, network.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
