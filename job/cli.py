@@ -347,11 +347,22 @@ def ingest(
     ] = None,
     database_url: DatabaseUrl = None,
     wait: Wait = False,
+    accept: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--accept",
+            help="A flagged date (YYYY-MM-DD) whose step is real: store it anyway. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Download, validate and store closed sessions; one line per ticker, exit 1 if any failed."""
     first, last = parse_range(start, end)
+    accepted = {parse_date("--accept", day) for day in accept or ()}
     settings = load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
-    outcomes = _cycle(settings).ingest(settings.tickers, start=first, end=last, wait=wait)
+    outcomes = _cycle(settings).ingest(
+        settings.tickers, start=first, end=last, wait=wait, accept=accepted - {None}
+    )
     for outcome in outcomes:
         if outcome.result is not None:
             typer.echo(outcome.result.summary())

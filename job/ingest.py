@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from job.anomalies import Flagged, find_anomalies
 from job.calendar import Sessions
-from job.db import predictions, price_revisions, prices, upsert
+from job.db import predictions, price_flags, price_revisions, prices, upsert
 from job.errors import ClaimLost, NightcastError, TickerError
 from job.evaluate import update_rolling_metrics
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
-from job.validate import PRICE_COLUMNS, validate
+from job.validate import PRICE_COLUMNS, ValidationError, validate
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class IngestOutcome:
     ticker: str
     result: IngestResult | None = None
     error: str | None = None
+    flagged: bool = False  # the source's bars were refused (kept in `price_flags`)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +114,7 @@ def ingest_many(
     now: dt.datetime | None = None,
     verify: Callable[..., None] | None = None,
     metric_windows: list[int],
+    accept: Collection[dt.date] = (),
 ) -> list[IngestOutcome]:
     """Ingest many tickers; a failing ticker is recorded, the rest go on. Outcomes in input order.
 
@@ -124,7 +127,11 @@ def ingest_many(
     not at all; a database error there stops the command with none of them written, and a
     rerun appends them. Stored sessions are read for all tickers in one query. `verify`,
     given the tickers about to be committed, raises if this process may no longer write them
-    (job.claims). `metric_windows`: the rolling metrics a revision recomputes.
+    (job.claims). `metric_windows`: the rolling metrics a revision recomputes. `accept`:
+    dates whose anomalies (job.anomalies) a person confirmed as real.
+
+    A ticker whose bars are refused (invalid, or flagged as anomalies) keeps a row in
+    `price_flags` with the reason until a download of it passes.
     """
     now = now or dt.datetime.now(dt.UTC)
     check = verify or (lambda *_: None)
@@ -149,7 +156,7 @@ def ingest_many(
         try:
             result, pending = _prepare(
                 conn, ticker, source, sessions, history_start=history_start, start=start, end=end,
-                now=now, recent=recents.get(ticker), metric_windows=metric_windows,
+                now=now, recent=recents.get(ticker), metric_windows=metric_windows, accept=accept,
             )  # fmt: skip
             if pending and len(pending.bars) < BULK_THRESHOLD:
                 appends[position] = (result, pending)
@@ -177,7 +184,34 @@ def ingest_many(
             raise
     for position, (result, _) in appends.items():
         slots[position] = IngestOutcome(result.ticker, result=result)
-    return [slot for slot in slots if slot is not None]
+    outcomes = [slot for slot in slots if slot is not None]
+    _record_flags(conn, outcomes, source.name, now, check)
+    return outcomes
+
+
+def _record_flags(
+    conn: sa.Connection,
+    outcomes: list[IngestOutcome],
+    source: str,
+    now: dt.datetime,
+    check: Callable[..., None],
+) -> None:
+    """Keep `price_flags` in step with this download: refused tickers in, passing ones out."""
+    flagged = [o for o in outcomes if o.flagged]
+    passed = [o.ticker for o in outcomes if o.ok]
+    try:
+        if passed:
+            conn.execute(sa.delete(price_flags).where(price_flags.c.ticker.in_(passed)))
+        upsert(
+            conn,
+            price_flags,
+            [{"ticker": o.ticker, "detected_at": now, "source": source, "message": o.error} for o in flagged],
+        )
+        check(*passed, *(o.ticker for o in flagged))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutcome | None:
@@ -186,6 +220,9 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
         result = step()
     except ClaimLost:
         raise  # not this ticker's problem: this process may write nothing more
+    except (ValidationError, Flagged) as exc:
+        log.debug("%s", exc)
+        return IngestOutcome(ticker, error=str(exc), flagged=True)
     except TickerError as exc:
         log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
         return IngestOutcome(ticker, error=str(exc))
@@ -223,6 +260,7 @@ def _prepare(
     now: dt.datetime,
     metric_windows: list[int],
     recent: Stored | None = None,
+    accept: Collection[dt.date] = (),
 ) -> tuple[IngestResult, _Pending | None]:
     """Fetch, validate and compare; the result as it will be once the pending bars are
     written (None: nothing to write). A re-based history is reloaded here and then, in
@@ -252,9 +290,12 @@ def _prepare(
         stored = {d: values for d, values in recent.items() if first <= d <= last}
     else:
         stored = _stored(conn, ticker, first, last)
+    anomalies = find_anomalies(batch, stored, accept)
+    if anomalies:
+        raise Flagged(ticker, anomalies)
     overlap = _overlap(batch, stored)
     if _is_revised(overlap):
-        reloaded = _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result)
+        reloaded = _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result, accept)
         update_rolling_metrics(conn, ticker, metric_windows, since=None)  # predictions were rescaled
         return reloaded, None
 
@@ -385,8 +426,12 @@ def _reload(
     end: dt.date,
     now: dt.datetime,
     result: IngestResult,
+    accept: Collection[dt.date],
 ) -> IngestResult:
-    """The source re-based history: replace the ticker's prices, record it, rescale predictions."""
+    """The source re-based history: replace the ticker's prices, record it, rescale predictions.
+
+    A re-based history keeps the stored steps; one that does not (the newest weeks /100,
+    the rest as stored) is an error at the source, and is flagged instead of stored."""
     _, new, old, _ = overlap
     ratios = new[:, _CLOSE] / old[:, _CLOSE]
     usable = ratios[np.isfinite(ratios) & (ratios > 0)]  # a broken stored close says nothing of it
@@ -397,6 +442,9 @@ def _reload(
     if not len(full):
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
     everything_before = _stored(conn, ticker, first_stored, None)
+    anomalies = find_anomalies(full, everything_before, accept)
+    if anomalies:
+        raise Flagged(ticker, anomalies)
 
     _, new, old, common = _overlap(full, everything_before)
     prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -48,7 +48,7 @@ class TickerReport:
     """What one ticker's part of a cycle did; stored in `job_runs.details`."""
 
     ticker: str
-    status: Literal["ok", "failed", "stopped", "busy"] = "ok"
+    status: Literal["ok", "failed", "flagged", "stopped", "busy"] = "ok"
     new_rows: int = 0
     revised: bool = False
     first_as_of: str | None = None
@@ -77,12 +77,16 @@ class TickerReport:
         self.val_rmse, self.val_naive_rmse = step.fit.val_rmse, step.fit.val_naive_rmse
 
     def fail(
-        self, status: Literal["failed", "stopped", "busy"], error: str, exc: BaseException | None = None
+        self,
+        status: Literal["failed", "flagged", "stopped", "busy"],
+        error: str,
+        exc: BaseException | None = None,
     ) -> None:
         """Record why the ticker is not done, and log it: the one line people see for it
         (`exc`, an unforeseen error, adds its traceback with --verbose and in the service log)."""
         self.status, self.error = status, error
-        log.log(logging.ERROR if status == "failed" else logging.WARNING, "%s", error, exc_info=exc)
+        level = logging.ERROR if status in ("failed", "flagged") else logging.WARNING
+        log.log(level, "%s", error, exc_info=exc)
 
 
 @dataclass
@@ -169,9 +173,16 @@ class Cycle:
         return report
 
     def ingest(
-        self, tickers: Sequence[str], *, start: dt.date | None, end: dt.date | None, wait: bool = False
+        self,
+        tickers: Sequence[str],
+        *,
+        start: dt.date | None,
+        end: dt.date | None,
+        wait: bool = False,
+        accept: Collection[dt.date] = (),
     ) -> list[IngestOutcome]:
-        """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim."""
+        """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim;
+        `accept`: flagged dates a person confirmed (job.anomalies)."""
         require_current(self.settings.database_url)
         settings = self.settings
         with Claims(settings.database_url) as claims:
@@ -181,7 +192,7 @@ class Cycle:
                 for o in ingest_many(
                     claims.conn, claimed, self.source, self.calendar, history_start=settings.history_start,
                     start=start, end=end, now=self.now(), verify=claims.verify,
-                    metric_windows=settings.metric_windows,
+                    metric_windows=settings.metric_windows, accept=accept,
                 )
             }  # fmt: skip
         return [outcomes.get(t) or IngestOutcome(t, error=claims.busy_message(t)) for t in tickers]
@@ -247,7 +258,8 @@ class _Work:
         for outcome in outcomes:
             report = self.reports[outcome.ticker]
             if outcome.result is None:
-                report.fail("failed", outcome.error or f"{outcome.ticker}: ingest failed")
+                status = "flagged" if outcome.flagged else "failed"
+                report.fail(status, outcome.error or f"{outcome.ticker}: ingest failed")
                 continue
             report.new_rows, report.revised = outcome.result.new_rows, outcome.result.revised is not None
             for warning in outcome.result.warnings:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from job.config import Settings
-from job.db import get_engine, job_runs, model_versions, prices
+from job.db import get_engine, job_runs, model_versions, price_flags, prices
 from job.db.migrate import current_revision, head_revision
 from job.db.schema import latest_predictions, model_skill
 from job.runs import utcnow
@@ -43,12 +43,19 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
         return "\n".join(lines)
     with get_engine(url).connect() as conn:
         tickers = _load(conn)
+        flags = dict(
+            conn.execute(sa.select(price_flags.c.ticker, price_flags.c.message).order_by("ticker")).all()
+        )
         last_run = conn.execute(sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)).first()
     if not tickers:
         lines.append("prices:   none stored yet")
     for ticker, state in tickers.items():
         lines.append(f"{ticker}:")
+        if ticker in flags:  # first: the stored lines below stop where the refused bars begin
+            lines.append(f"  flagged:  {flags[ticker]}")
         lines += [f"  {line}" for line in _ticker_lines(state, settings.policy.skill_window, now or utcnow())]
+    for ticker in sorted(flags.keys() - tickers.keys()):
+        lines += [f"{ticker}:", f"  flagged:  {flags[ticker]}", "  prices:   none stored"]
     if last_run is None:
         lines.append("last run: none")
     else:

@@ -43,13 +43,13 @@ def tsla() -> pd.DataFrame:
     return SampleSource().fetch("TSLA", START, dt.date(2020, 7, 31))
 
 
-def split_3_for_1(frame: pd.DataFrame, effective: dt.date) -> pd.DataFrame:
-    """What Yahoo shows after a 3:1 split: every earlier price / 3, earlier volume x 3."""
+def split_3_for_1(frame: pd.DataFrame) -> pd.DataFrame:
+    """What Yahoo shows after a 3:1 split: the shares trade at a third (and three times as
+    many change hands), and every earlier bar is re-based to match, so no step appears."""
     frame = frame.copy()
-    before = frame["date"] < effective
     for column in ("open", "high", "low", "close", "adj_close"):
-        frame.loc[before, column] = frame.loc[before, column] / 3
-    frame.loc[before, "volume"] = frame.loc[before, "volume"] * 3
+        frame[column] = frame[column] / 3
+    frame["volume"] = frame["volume"] * 3
     return frame
 
 
@@ -227,8 +227,7 @@ def test_a_3_for_1_split_reloads_history_and_rescales_predictions(migrated_url: 
             ],
         )  # fmt: skip
 
-    split_day = dt.date(2020, 7, 27)
-    after_split = split_3_for_1(original, split_day)
+    after_split = split_3_for_1(original)
     source = FrameSource({"TSLA": after_split})
     result = run(migrated_url, source, ["TSLA"])["TSLA"]
 
@@ -247,7 +246,7 @@ def test_a_3_for_1_split_reloads_history_and_rescales_predictions(migrated_url: 
     assert len(now_stored) == 2541
     assert now_stored["close"].iat[0] == pytest.approx(4.778 / 3)
     assert now_stored["volume"].iat[0] == 93831500 * 3
-    assert now_stored["close"].iat[-1] == pytest.approx(286.152008), "post-split bars untouched"
+    assert now_stored["close"].iat[-1] == pytest.approx(286.152008 / 3)
 
     with engine.connect() as conn:
         recorded = conn.execute(sa.select(price_revisions)).one()

@@ -114,7 +114,7 @@ def stored(migrated_url: str) -> str:
 def test_status_per_ticker_reads_the_views(stored: str) -> None:
     text = render_status(Settings(database_url=stored), now=datetime(2020, 8, 3, 7, 0, tzinfo=UTC))
     assert text.splitlines()[1:] == [
-        "schema:   revision 0004",
+        "schema:   revision 0005",
         "AAPL:",
         "  prices:   1 rows, last session 2020-07-31",
         "  forecast: none yet",

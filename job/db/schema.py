@@ -145,6 +145,15 @@ price_revisions = sa.Table(
     sa.Index(None, "ticker", "detected_at"),
 )
 
+price_flags = sa.Table(
+    "price_flags",
+    metadata,
+    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("detected_at", Stamp, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
 # Views are created by migrations (autogenerate does not manage views). These lightweight
 # handles let the code query them without pretending they are tables.
 prediction_errors = sa.table(

@@ -1,0 +1,228 @@
+"""Anomalies at the source: real broken Yahoo series flagged where they break, clean ones not.
+
+`ANOMALIES` holds five real cases as Yahoo served them (`_bad`) beside yfinance's repaired
+version (`_fixed`); its README lists every difference. A bad range A..B shows as a step on
+its first day A and on the session after B (where the series changes level); a range at
+the edge of a file has only the inner step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from job.anomalies import find_anomalies
+from job.calendar import get_sessions
+from job.config import Settings
+from job.db import get_engine, price_flags, prices
+from job.ingest import OVERLAP_SESSIONS, ingest_many
+from job.sources import CsvSource
+from job.sources.base import VALUE_COLUMNS, Bars, finish
+from job.sources.csvfile import read_yahoo_csv
+from job.status import render_status
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ANOMALIES = SHARED / "yahoo-anomalies"
+CLEAN = [*sorted((SHARED / "dev").glob("*.csv")), SHARED / "TSLA.csv", ANOMALIES / "CALM_clean.csv"]
+UTC = dt.UTC
+
+pytestmark = pytest.mark.skipif(not ANOMALIES.is_dir(), reason="shared data not present")
+
+
+def bars_of(path: Path) -> Bars:
+    frame = read_yahoo_csv(path, path.stem)
+    return Bars(frame["date"].to_numpy(), frame[list(VALUE_COLUMNS)].to_numpy(dtype="float64"))
+
+
+def flagged(path: Path) -> list[str]:
+    with np.errstate(all="ignore"):  # SSNLF's bad Adj Close holds inf and negatives
+        return [str(a) for a in find_anomalies(bars_of(path))]
+
+
+def d(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # close /100 on 2022-05-03..05-06 and 2022-05-20..06-06
+        ("AET.L_100x_bad.csv", ["2022-05-09 close x100", "2022-05-20 close /100"]),
+        # close x5 on 2023-03-15..03-28 (the file starts inside the range)
+        ("4063.T_split_bad.csv", ["2023-03-29 close /4.92"]),
+        # close x15 on 2026-05-11..05-22; 05-25 is Memorial Day; the day's own move makes it /18.4
+        ("SOXS_shift_bad.csv", ["2026-05-26 close /18.4"]),
+    ],
+)
+def test_every_bad_series_is_flagged_at_the_edges_of_its_readme_ranges(
+    name: str, expected: list[str]
+) -> None:
+    assert flagged(ANOMALIES / name) == expected
+
+
+def test_ssnlf_bad_adj_close_is_flagged_on_every_broken_date() -> None:
+    found = flagged(ANOMALIES / "SSNLF_div_bad.csv")
+    adj = [a for a in found if "adj_close" in a]
+    # 5955 dates differ from the fixed file; 62 at the end agree; the first 62 broken ones are
+    # below 1.5x Close, since the series decays towards the true values by 2026.
+    assert len(adj) > 5800 and all(d(a[:10]) < d("2026-03-30") for a in adj)
+
+
+@pytest.mark.parametrize("kind", ["AET.L_100x", "4063.T_split", "SOXS_shift"])
+def test_the_repaired_series_pass(kind: str) -> None:
+    assert flagged(ANOMALIES / f"{kind}_fixed.csv") == []
+
+
+def test_the_jumps_the_repair_left_in_ssnlf_are_flagged() -> None:
+    """The README: both files share a x50 jump on 2009-10-02 that the repair does not change.
+    The series also starts with a /50 step, and returns after its year-long gap at /52."""
+    assert flagged(ANOMALIES / "SSNLF_div_fixed.csv") == [
+        "2001-08-07 close /50",
+        "2009-10-02 close x50",
+        "2010-10-11 close /51.9",
+    ]
+
+
+@pytest.mark.parametrize("path", CLEAN, ids=lambda p: p.name)
+def test_clean_series_raise_no_alarm(path: Path) -> None:
+    assert flagged(path) == []
+
+
+def synthetic(step: float, volume_step: float) -> Bars:
+    """40 quiet sessions, then one move of `step` with the volume moving by `volume_step`."""
+    days = get_sessions("XNYS").sessions_in_range(d("2024-01-02"), d("2024-03-31"))[:41]
+    close = np.r_[np.full(40, 10.0) * (1 + 0.01 * np.sin(np.arange(40))), 0.0]
+    close[-1] = close[-2] * step
+    volume = np.r_[np.full(40, 1e6), 1e6 * volume_step]
+    values = np.column_stack([close, close, close, close, close, volume])
+    return Bars(np.array(days, dtype=object), values)
+
+
+def test_a_real_doubling_trades_more_and_is_not_flagged_an_unapplied_split_is() -> None:
+    assert find_anomalies(synthetic(2.0, 6.0)) == []  # news: price x2 on heavy volume
+    assert [a.what for a in find_anomalies(synthetic(2.0, 0.5))] == ["close x2"]  # a 1:2 not applied
+    assert [a.what for a in find_anomalies(synthetic(1 / 3, 3.1))] == ["close /3"]
+    assert [a.what for a in find_anomalies(synthetic(100, 1.0))] == ["close x100"]  # volume aside
+
+
+def test_steps_already_stored_and_accepted_dates_are_not_new() -> None:
+    bars = bars_of(ANOMALIES / "AET.L_100x_bad.csv")
+    stored = {day: tuple(row) for day, row in zip(bars.dates, bars.values.tolist(), strict=True)}
+    assert find_anomalies(bars, stored) == []
+    rebased = Bars(bars.dates, bars.values * 3)  # the same history re-based: same steps
+    assert find_anomalies(rebased, stored) == []
+    assert [str(a) for a in find_anomalies(bars, accepted={d("2022-05-09")})] == ["2022-05-20 close /100"]
+
+
+# --- ingest: refused, reported in price_flags, and a clean download goes through --------------
+
+XLON = get_sessions("XLON")
+AFTER = dt.datetime(2022, 6, 7, 20, 0, tzinfo=UTC)
+
+
+def ingest(url: str, path: Path, ticker: str, **kw: object) -> list:
+    with get_engine(url).connect() as conn:
+        return ingest_many(
+            conn, [ticker], CsvSource(path), XLON, history_start=d("2022-01-01"), now=AFTER,
+            metric_windows=[5], **kw,
+        )  # type: ignore[arg-type]  # fmt: skip
+
+
+def table(url: str, which: sa.Table) -> list[sa.Row]:
+    with get_engine(url).connect() as conn:
+        return conn.execute(sa.select(which)).all()
+
+
+def test_a_flagged_download_stores_nothing_and_a_clean_one_clears_the_flag(migrated_url: str) -> None:
+    [outcome] = ingest(migrated_url, ANOMALIES / "AET.L_100x_bad.csv", "AET.L")
+    assert outcome.flagged and not outcome.ok
+    assert (
+        outcome.error.startswith("AET.L: ")
+        and "2022-05-09 close x100, 2022-05-20 close /100" in outcome.error
+    )
+    assert table(migrated_url, prices) == []
+    [flag] = table(migrated_url, price_flags)
+    assert (flag.ticker, flag.message, flag.source) == ("AET.L", outcome.error, "csv")
+    text = render_status(Settings(database_url=migrated_url), now=AFTER)
+    assert f"AET.L:\n  flagged:  {outcome.error}\n  prices:   none stored" in text
+
+    [outcome] = ingest(migrated_url, ANOMALIES / "AET.L_100x_fixed.csv", "AET.L")
+    assert outcome.ok and outcome.result.new_rows == 23
+    assert table(migrated_url, price_flags) == []
+
+
+def test_invalid_values_are_flagged_too(migrated_url: str) -> None:
+    sessions = get_sessions("XNYS")
+    with get_engine(migrated_url).connect() as conn:
+        [outcome] = ingest_many(
+            conn, ["SSNLF"], CsvSource(ANOMALIES / "SSNLF_div_bad.csv"), sessions,
+            history_start=d("2001-01-01"), now=dt.datetime(2026, 6, 29, tzinfo=UTC), metric_windows=[5],
+        )  # fmt: skip
+    assert outcome.flagged and "adj_close=-inf" in outcome.error
+    assert [row.ticker for row in table(migrated_url, price_flags)] == ["SSNLF"]
+
+
+def test_accepted_dates_store_a_series_with_real_steps(migrated_url: str) -> None:
+    sessions = get_sessions("XNYS")
+    kw = {
+        "history_start": d("2001-01-01"),
+        "now": dt.datetime(2026, 6, 29, tzinfo=UTC),
+        "metric_windows": [5],
+    }
+    source = CsvSource(ANOMALIES / "SSNLF_div_fixed.csv")
+    with get_engine(migrated_url).connect() as conn:
+        [refused] = ingest_many(conn, ["SSNLF"], source, sessions, **kw)  # type: ignore[arg-type]
+        accept = {d("2001-08-07"), d("2009-10-02"), d("2010-10-11")}
+        [stored] = ingest_many(conn, ["SSNLF"], source, sessions, accept=accept, **kw)  # type: ignore[arg-type]
+    assert refused.flagged and "2009-10-02 close x50" in refused.error
+    assert stored.ok and stored.result.new_rows == 6017
+    assert table(migrated_url, price_flags) == []
+
+
+class Served:
+    """A source serving one frame (what Yahoo answers tonight)."""
+
+    name = "yahoo"
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        return finish(self.frame, start, end)
+
+
+@pytest.mark.parametrize("broken", ["new bars", "overlap"])
+def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url: str, broken: str) -> None:
+    """Stored clean through 05-27; tonight Yahoo serves pence as pounds on the new bars only
+    (a step), or on the refetched overlap too (which looks like a re-based history until the
+    full reload shows the step inside it)."""
+    fixed = read_yahoo_csv(ANOMALIES / "AET.L_100x_fixed.csv", "AET.L")
+    with get_engine(migrated_url).connect() as conn:
+        ingest_many(
+            conn, ["AET.L"], Served(fixed), XLON, history_start=d("2022-01-01"), end=d("2022-05-27"),
+            now=AFTER, metric_windows=[5],
+        )  # fmt: skip
+    before = table(migrated_url, prices)
+    served = fixed.copy()
+    overlap = XLON.sessions_in_range(d("2022-05-03"), d("2022-05-27"))[-OVERLAP_SESSIONS]
+    late = served["date"] >= (overlap if broken == "overlap" else d("2022-05-30"))
+    served.loc[late, ["open", "high", "low", "close", "adj_close"]] /= 100
+    with get_engine(migrated_url).connect() as conn:
+        [outcome] = ingest_many(
+            conn,
+            ["AET.L"],
+            Served(served),
+            XLON,
+            history_start=d("2022-01-01"),
+            now=AFTER,
+            metric_windows=[5],
+        )
+    assert outcome.flagged and "close /100" in outcome.error
+    assert table(migrated_url, prices) == before
+    with get_engine(migrated_url).connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM price_revisions")) == 0
