@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from job.calendar import get_sessions
+from job.calendar import Calendars, get_sessions
 from job.db import get_engine, prices, upsert
 from job.db.migrate import upgrade_to_head
 from job.db.scratch import scratch_schema
@@ -99,7 +99,7 @@ def bench(kind: str, n_tickers: int, n_sessions: int) -> None:
         options = {"history_start": days[0], "now": now, "metric_windows": [5, 20, 60]}
         began = time.perf_counter()
         with get_engine(url).connect() as conn:
-            outcomes = ingest_many(conn, tickers, source, sessions, end=cold_end, **options)
+            outcomes = ingest_many(conn, tickers, source, Calendars("XNYS"), end=cold_end, **options)
         cold = time.perf_counter() - began
         assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
         rows = sum(o.result.new_rows for o in outcomes if o.result)
@@ -107,7 +107,7 @@ def bench(kind: str, n_tickers: int, n_sessions: int) -> None:
 
         began = time.perf_counter()
         with get_engine(url).connect() as conn:
-            outcomes = ingest_many(conn, tickers, source, sessions, **options)
+            outcomes = ingest_many(conn, tickers, source, Calendars("XNYS"), **options)
         append = time.perf_counter() - began
         new = sum(o.result.new_rows for o in outcomes if o.result)
         assert new == n_tickers and all(o.ok for o in outcomes)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -24,6 +26,7 @@ DEEP_START = dt.date(1990, 1, 1)
 # about the library's internals, says nothing actionable to a user, and would print on
 # every command.
 warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+warnings.filterwarnings("ignore", message="DatetimeIndex.weekday is deprecated")  # XHKG's rules
 
 
 class Sessions:
@@ -97,7 +100,37 @@ class Sessions:
         return self._days[i - 1]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def get_sessions(name: str = "XNYS") -> Sessions:
     """Building a calendar takes ~0.1 s; one instance per exchange serves the whole process."""
     return Sessions(name)
+
+
+#: Yahoo's ticker suffix -> the exchange's calendar: the default for tickers carrying it.
+SUFFIX_CALENDARS = {
+    ".AS": "XAMS", ".AX": "XASX", ".BO": "XBOM", ".BR": "XBRU", ".CO": "XCSE", ".DE": "XETR",
+    ".F": "XFRA", ".HE": "XHEL", ".HK": "XHKG", ".IR": "XDUB", ".IS": "XIST", ".JO": "XJSE",
+    ".KS": "XKRX", ".L": "XLON", ".LS": "XLIS", ".MC": "XMAD", ".MI": "XMIL", ".MX": "XMEX",
+    ".NZ": "XNZE", ".OL": "XOSL", ".PA": "XPAR", ".SA": "BVMF", ".SI": "XSES", ".SS": "XSHG",
+    ".ST": "XSTO", ".SW": "XSWX", ".SZ": "XSHG", ".T": "XTKS", ".TO": "XTSE", ".TW": "XTAI",
+    ".VI": "XWBO", ".WA": "XWAR",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Calendars:
+    """Which exchange's sessions each ticker follows: validation, the sessions it is
+    forecast for, catch-up and the schedule all ask here. A ticker configured by name wins,
+    then its Yahoo suffix (AET.L -> XLON, 4063.T -> XTKS), then the deployment's default."""
+
+    default: str = "XNYS"
+    by_ticker: Mapping[str, str] = field(default_factory=dict)
+
+    def name(self, ticker: str) -> str:
+        if ticker in self.by_ticker:
+            return self.by_ticker[ticker]
+        dot = ticker.rfind(".")
+        return SUFFIX_CALENDARS.get(ticker[dot:], self.default) if dot > 0 else self.default
+
+    def __call__(self, ticker: str) -> Sessions:
+        return get_sessions(self.name(ticker))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,9 @@ from sqlalchemy.exc import ArgumentError
 from job import redact
 from job.errors import NightcastError
 from job.tickers import normalize_ticker
+
+if TYPE_CHECKING:
+    from job.calendar import Calendars
 
 ENV_PREFIX = "NIGHTCAST_"
 
@@ -51,6 +54,14 @@ class RetrainPolicy(BaseModel):
     keep_artifacts: int = Field(5, ge=1, description="newest versions per ticker that keep their bytes")
 
 
+def _calendar_name(value: str) -> str:
+    import exchange_calendars
+
+    if value not in exchange_calendars.get_calendar_names(include_aliases=True):
+        raise ValueError(f"unknown exchange calendar {value!r} (e.g. XNYS, XLON, XTKS)")
+    return value
+
+
 class Settings(BaseSettings):
     """Process-wide configuration. CLI options override the environment."""
 
@@ -71,6 +82,9 @@ class Settings(BaseSettings):
     source: Literal["yahoo", "csv", "sample"] = "yahoo"
     csv_path: Path | None = None
     calendar: str = "XNYS"
+    # Per ticker, "AET.L=XLON,4063.T=XTKS"; without one, a ticker's Yahoo suffix decides
+    # (job.calendar.SUFFIX_CALENDARS), then `calendar`.
+    calendars: Annotated[dict[str, str], NoDecode] = {}
     schedule_cron: str = "30 18 * * mon-fri"
     schedule_timezone: str = "America/New_York"
     misfire_grace_hours: float = Field(6.0, gt=0)
@@ -135,11 +149,32 @@ class Settings(BaseSettings):
     @field_validator("calendar")
     @classmethod
     def _known_calendar(cls, value: str) -> str:
-        import exchange_calendars
+        return _calendar_name(value)
 
-        if value not in exchange_calendars.get_calendar_names(include_aliases=True):
-            raise ValueError(f"unknown exchange calendar {value!r} (e.g. XNYS, XLON, XTKS)")
-        return value
+    @field_validator("calendars", mode="before")
+    @classmethod
+    def _split_calendars(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.split("=") for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"expected TICKER=CALENDAR pairs, e.g. AET.L=XLON,4063.T=XTKS (got {value!r})")
+        return {ticker.strip(): name.strip() for ticker, name in pairs}
+
+    @field_validator("calendars")
+    @classmethod
+    def _known_calendars(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            return {normalize_ticker(ticker): _calendar_name(name) for ticker, name in value.items()}
+        except NightcastError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def exchanges(self) -> Calendars:
+        """Each ticker's exchange calendar."""
+        from job.calendar import Calendars  # exchange_calendars loads in ~0.5 s: only when used
+
+        return Calendars(self.calendar, self.calendars)
 
     @field_validator("schedule_timezone")
     @classmethod

@@ -106,7 +106,7 @@ def ingest_many(
     conn: sa.Connection,
     tickers: Iterable[str],
     source: PriceSource,
-    sessions: Sessions,
+    calendars: Callable[[str], Sessions],
     *,
     history_start: dt.date,
     start: dt.date | None = None,
@@ -127,8 +127,9 @@ def ingest_many(
     not at all; a database error there stops the command with none of them written, and a
     rerun appends them. Stored sessions are read for all tickers in one query. `verify`,
     given the tickers about to be committed, raises if this process may no longer write them
-    (job.claims). `metric_windows`: the rolling metrics a revision recomputes. `accept`:
-    dates whose anomalies (job.anomalies) a person confirmed as real.
+    (job.claims). `calendars`: each ticker's exchange sessions. `metric_windows`: the
+    rolling metrics a revision recomputes. `accept`: dates whose anomalies (job.anomalies)
+    a person confirmed as real.
 
     A ticker whose bars are refused (invalid, or flagged as anomalies) keeps a row in
     `price_flags` with the reason until a download of it passes.
@@ -149,13 +150,14 @@ def ingest_many(
             slots.append(None)
     appends: dict[int, tuple[IngestResult, _Pending]] = {}
     valid = [name for name in names if name is not None]
-    recents = _recent_many(conn, valid, sessions.last_closed_session(now) - RECENT_SPAN)
+    since = min((calendars(t).last_closed_session(now) for t in valid), default=now.date())
+    recents = _recent_many(conn, valid, since - RECENT_SPAN)
     conn.rollback()
 
     def ingest_one(position: int, ticker: str) -> IngestResult | None:
         try:
             result, pending = _prepare(
-                conn, ticker, source, sessions, history_start=history_start, start=start, end=end,
+                conn, ticker, source, calendars(ticker), history_start=history_start, start=start, end=end,
                 now=now, recent=recents.get(ticker), metric_windows=metric_windows, accept=accept,
             )  # fmt: skip
             if pending and len(pending.bars) < BULK_THRESHOLD:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from job.calendar import Sessions, get_sessions
+from job.calendar import Calendars
 from job.claims import Claims
 from job.config import Settings
 from job.db.migrate import require_current
@@ -125,7 +125,7 @@ class Cycle:
     ) -> None:
         self.settings = settings
         self.source = source
-        self.calendar: Sessions = get_sessions(settings.calendar)
+        self.calendars: Calendars = settings.exchanges
         self.stop = stop or threading.Event()
         self.on_session = on_session or (lambda ticker, as_of: None)
         self.on_plan = on_plan or (lambda ticker, sessions: None)
@@ -145,14 +145,13 @@ class Cycle:
         from there; kind "train" retrains each ticker once on its stored prices."""
         url = self.settings.database_url
         require_current(url)
-        horizon = as_of or self.calendar.last_closed_session(self.now())
         reports = {t: TickerReport(t) for t in tickers}
         with Claims(url) as claims:
             claimed = claims.take(tickers, wait=False)
             run_id = start_run(claims, kind, list(tickers))
             try:
                 with executor_for(self.settings) as executor:
-                    work = _Work(self, claims, executor, run_id, kind, horizon, start, reports)
+                    work = _Work(self, claims, executor, run_id, kind, as_of, start, reports)
                     work.tickers(claimed)
                     for ticker in (t for t in tickers if t not in claimed):
                         if wait and not self.stop.is_set() and claims.take([ticker], wait=True):
@@ -190,7 +189,7 @@ class Cycle:
             outcomes = {
                 o.ticker: o
                 for o in ingest_many(
-                    claims.conn, claimed, self.source, self.calendar, history_start=settings.history_start,
+                    claims.conn, claimed, self.source, self.calendars, history_start=settings.history_start,
                     start=start, end=end, now=self.now(), verify=claims.verify,
                     metric_windows=settings.metric_windows, accept=accept,
                 )
@@ -215,7 +214,7 @@ class _Work:
     executor: InProcess | DaskExecutor
     run_id: int
     kind: Kind
-    horizon: dt.date
+    as_of: dt.date | None  # None: each ticker's last closed session
     start: dt.date | None
     reports: dict[str, TickerReport]
     parents: dict[str, int | None] = field(default_factory=dict)  # the version each next one updates
@@ -250,8 +249,8 @@ class _Work:
     def _ingest(self, tickers: list[str]) -> list[str]:
         settings = self.cycle.settings
         outcomes = ingest_many(
-            self.claims.conn, tickers, self.cycle.source, self.cycle.calendar,
-            history_start=settings.history_start, end=self.horizon, now=self.cycle.now(),
+            self.claims.conn, tickers, self.cycle.source, self.cycle.calendars,
+            history_start=settings.history_start, end=self.as_of, now=self.cycle.now(),
             verify=self.claims.verify, metric_windows=settings.metric_windows,
         )  # fmt: skip
         ready = []
@@ -274,9 +273,11 @@ class _Work:
             if self.cycle.stop.is_set():
                 self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
                 continue
+            calendar = self.cycle.calendars(ticker)
             try:
+                horizon = self.as_of or calendar.last_closed_session(self.cycle.now())
                 planned = plan(
-                    self.claims.conn, ticker, settings, self.cycle.calendar, horizon=self.horizon,
+                    self.claims.conn, ticker, settings, calendar, horizon=horizon,
                     start=self.start, retrain=self.kind == "train",
                 )  # fmt: skip
             except Exception as exc:

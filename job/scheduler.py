@@ -91,10 +91,11 @@ class NightlyService:
         write_heartbeat(self.settings.heartbeat_file, self.clock())
 
     def fire(self) -> None:
-        """One scheduled evening: run the cycle if today is a session of the exchange."""
+        """One scheduled evening: run the cycle if today is a session of some ticker's exchange."""
         today = self.clock().astimezone(self.timezone).date()
-        if not self.cycle.calendar.is_session(today):
-            log.info("%s is not a %s session; nothing to do", today, self.settings.calendar)
+        exchanges = sorted({self.cycle.calendars.name(t) for t in self.settings.tickers})
+        if not any(self.cycle.calendars(t).is_session(today) for t in self.settings.tickers):
+            log.info("%s is not a session of %s; nothing to do", today, ", ".join(exchanges))
             return
         self.run_cycle()
 
@@ -116,7 +117,7 @@ class NightlyService:
 
     def has_gap(self) -> bool:
         """True when some ticker lacks a forecast as of the last closed session."""
-        last_closed = self.cycle.calendar.last_closed_session(self.clock())
+        now = self.clock()
         with get_engine(self.settings.database_url).connect() as conn:
             latest = dict(
                 conn.execute(
@@ -125,7 +126,10 @@ class NightlyService:
                     .group_by(predictions.c.ticker)
                 ).all()
             )
-        return any(latest.get(t) is None or latest[t] < last_closed for t in self.settings.tickers)
+        return any(
+            latest.get(t) is None or latest[t] < self.cycle.calendars(t).last_closed_session(now)
+            for t in self.settings.tickers
+        )
 
     def request_stop(self, _signum: int, _frame: object) -> None:
         """Signal handler: only set the flag. Shutting down here could deadlock on a lock

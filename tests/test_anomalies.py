@@ -1,7 +1,8 @@
 """Anomalies at the source: real broken Yahoo series flagged where they break, clean ones not.
 
 `ANOMALIES` holds five real cases as Yahoo served them (`_bad`) beside yfinance's repaired
-version (`_fixed`); its README lists every difference. A bad range A..B shows as a step on
+version (`_fixed`); tests/fixtures/README.md lists the differences. `CLEAN` is 27 real
+series without errors, crashes and +76 % days included. A bad range A..B shows as a step on
 its first day A and on the session after B (where the series changes level); a range at
 the edge of a file has only the inner step.
 """
@@ -17,21 +18,22 @@ import pytest
 import sqlalchemy as sa
 
 from job.anomalies import find_anomalies
-from job.calendar import get_sessions
+from job.calendar import Calendars, get_sessions
+from job.cli import main
 from job.config import Settings
-from job.db import get_engine, price_flags, prices
+from job.db import get_engine, job_runs, price_flags, prices
 from job.ingest import OVERLAP_SESSIONS, ingest_many
-from job.sources import CsvSource
+from job.pipeline import Cycle
+from job.sources import CsvSource, source_for
 from job.sources.base import VALUE_COLUMNS, Bars, finish
 from job.sources.csvfile import read_yahoo_csv
 from job.status import render_status
+from tests.conftest import SAMPLE_CSV, tiny_settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ANOMALIES = SHARED / "yahoo-anomalies"
-CLEAN = [*sorted((SHARED / "dev").glob("*.csv")), SHARED / "TSLA.csv", ANOMALIES / "CALM_clean.csv"]
+FIXTURES = Path(__file__).parent / "fixtures"
+ANOMALIES = FIXTURES / "yahoo-anomalies"
+CLEAN = [*sorted((FIXTURES / "clean").glob("*.csv.gz")), SAMPLE_CSV, ANOMALIES / "CALM_clean.csv"]
 UTC = dt.UTC
-
-pytestmark = pytest.mark.skipif(not ANOMALIES.is_dir(), reason="shared data not present")
 
 
 def bars_of(path: Path) -> Bars:
@@ -128,7 +130,7 @@ AFTER = dt.datetime(2022, 6, 7, 20, 0, tzinfo=UTC)
 def ingest(url: str, path: Path, ticker: str, **kw: object) -> list:
     with get_engine(url).connect() as conn:
         return ingest_many(
-            conn, [ticker], CsvSource(path), XLON, history_start=d("2022-01-01"), now=AFTER,
+            conn, [ticker], CsvSource(path), Calendars(), history_start=d("2022-01-01"), now=AFTER,
             metric_windows=[5], **kw,
         )  # type: ignore[arg-type]  # fmt: skip
 
@@ -157,10 +159,9 @@ def test_a_flagged_download_stores_nothing_and_a_clean_one_clears_the_flag(migra
 
 
 def test_invalid_values_are_flagged_too(migrated_url: str) -> None:
-    sessions = get_sessions("XNYS")
     with get_engine(migrated_url).connect() as conn:
         [outcome] = ingest_many(
-            conn, ["SSNLF"], CsvSource(ANOMALIES / "SSNLF_div_bad.csv"), sessions,
+            conn, ["SSNLF"], CsvSource(ANOMALIES / "SSNLF_div_bad.csv"), Calendars(),
             history_start=d("2001-01-01"), now=dt.datetime(2026, 6, 29, tzinfo=UTC), metric_windows=[5],
         )  # fmt: skip
     assert outcome.flagged and "adj_close=-inf" in outcome.error
@@ -168,7 +169,6 @@ def test_invalid_values_are_flagged_too(migrated_url: str) -> None:
 
 
 def test_accepted_dates_store_a_series_with_real_steps(migrated_url: str) -> None:
-    sessions = get_sessions("XNYS")
     kw = {
         "history_start": d("2001-01-01"),
         "now": dt.datetime(2026, 6, 29, tzinfo=UTC),
@@ -176,9 +176,9 @@ def test_accepted_dates_store_a_series_with_real_steps(migrated_url: str) -> Non
     }
     source = CsvSource(ANOMALIES / "SSNLF_div_fixed.csv")
     with get_engine(migrated_url).connect() as conn:
-        [refused] = ingest_many(conn, ["SSNLF"], source, sessions, **kw)  # type: ignore[arg-type]
+        [refused] = ingest_many(conn, ["SSNLF"], source, Calendars(), **kw)  # type: ignore[arg-type]
         accept = {d("2001-08-07"), d("2009-10-02"), d("2010-10-11")}
-        [stored] = ingest_many(conn, ["SSNLF"], source, sessions, accept=accept, **kw)  # type: ignore[arg-type]
+        [stored] = ingest_many(conn, ["SSNLF"], source, Calendars(), accept=accept, **kw)  # type: ignore[arg-type]
     assert refused.flagged and "2009-10-02 close x50" in refused.error
     assert stored.ok and stored.result.new_rows == 6017
     assert table(migrated_url, price_flags) == []
@@ -204,7 +204,7 @@ def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url:
     fixed = read_yahoo_csv(ANOMALIES / "AET.L_100x_fixed.csv", "AET.L")
     with get_engine(migrated_url).connect() as conn:
         ingest_many(
-            conn, ["AET.L"], Served(fixed), XLON, history_start=d("2022-01-01"), end=d("2022-05-27"),
+            conn, ["AET.L"], Served(fixed), Calendars(), history_start=d("2022-01-01"), end=d("2022-05-27"),
             now=AFTER, metric_windows=[5],
         )  # fmt: skip
     before = table(migrated_url, prices)
@@ -217,7 +217,7 @@ def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url:
             conn,
             ["AET.L"],
             Served(served),
-            XLON,
+            Calendars(),
             history_start=d("2022-01-01"),
             now=AFTER,
             metric_windows=[5],
@@ -226,3 +226,25 @@ def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url:
     assert table(migrated_url, prices) == before
     with get_engine(migrated_url).connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM price_revisions")) == 0
+
+
+def test_a_flagged_ticker_is_reported_by_the_run_in_job_runs_and_by_the_commands(
+    migrated_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    (folder / "AET.L.csv").write_bytes((ANOMALIES / "AET.L_100x_bad.csv").read_bytes())
+    settings = tiny_settings(migrated_url, source="csv", csv_path=folder, tickers=["AET.L"])
+    report = Cycle(settings, source_for(settings), now=lambda: AFTER).run(["AET.L"])
+    [ticker] = report.tickers
+    assert (report.status, ticker.status) == ("failed", "flagged")
+    assert "2022-05-09 close x100" in ticker.error
+    with get_engine(migrated_url).connect() as conn:
+        run = conn.execute(sa.select(job_runs)).one()
+    assert run.details["AET.L"]["status"] == "flagged" and run.error == ticker.error
+
+    args = ["--database-url", migrated_url]
+    assert main(["ingest", "--source", "csv", "--csv", str(folder), "--tickers", "AET.L", *args]) == 1
+    assert f"failed: {ticker.error}" in capsys.readouterr().err
+    assert main(["status", *args]) == 0
+    assert f"flagged:  {ticker.error}" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.calendar import get_sessions
+from job.calendar import Calendars, get_sessions
 from job.db import get_engine, model_versions, predictions, price_revisions, prices
 from job.errors import TickerError
 from job.ingest import BULK_THRESHOLD, OVERLAP_SESSIONS, ingest_many, write_prices
@@ -63,7 +63,7 @@ def ingest(url: str, tickers: list[str], source: object, **kw: object) -> list:
     """`ingest_many` on a connection of its own, with the defaults of these tests."""
     kw = {"history_start": START, "now": NIGHT, "metric_windows": [5, 20, 60], **kw}
     with get_engine(url).connect() as conn:
-        return ingest_many(conn, tickers, source, XNYS, **kw)  # type: ignore[arg-type]
+        return ingest_many(conn, tickers, source, Calendars(), **kw)  # type: ignore[arg-type]
 
 
 def run(url: str, source: object, tickers: list[str], **kw: object) -> dict[str, object]:

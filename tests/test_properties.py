@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job.calendar import get_sessions
+from job.calendar import Calendars, get_sessions
 from job.db import get_engine
 from job.ingest import ingest_many
 from job.sources import CsvSource
@@ -98,7 +98,9 @@ def _close(a: tuple, b: tuple) -> bool:
 
 def ingest(url: str, tickers: list[str], source: CsvSource) -> list:
     with get_engine(url).connect() as conn:
-        return ingest_many(conn, tickers, source, XNYS, history_start=DAYS[0], now=NIGHT, metric_windows=[5])
+        return ingest_many(
+            conn, tickers, source, Calendars(), history_start=DAYS[0], now=NIGHT, metric_windows=[5]
+        )
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMissingError
 
-from job.calendar import get_sessions
+from job.calendar import Calendars
 from job.errors import TickerError
 from job.sources import COLUMNS
 from job.sources.yahoo import DOWNLOAD_OPTIONS, YahooSource
@@ -118,7 +118,7 @@ class Replay:
 
 def source(download: Replay, now: dt.datetime = AFTER_CLOSE, attempts: int = 3) -> YahooSource:
     return YahooSource(
-        get_sessions("XNYS"),
+        Calendars(),
         download=download,
         clock=lambda: now,
         attempts=attempts,
@@ -173,7 +173,7 @@ def test_the_session_date_is_the_exchange_local_date_not_the_utc_one() -> None:
     index = pd.DatetimeIndex(["2020-07-31"]).tz_localize("Asia/Tokyo").rename("Date")
     frame = history_frame(values).set_axis(index)
     tokyo = YahooSource(
-        get_sessions("XTKS"), download=Replay(frame), clock=lambda: AFTER_CLOSE, wait_initial=0.001
+        Calendars("XTKS"), download=Replay(frame), clock=lambda: AFTER_CLOSE, wait_initial=0.001
     )
     got = tokyo.fetch("7203.T", dt.date(2020, 7, 31), dt.date(2020, 7, 31))
     assert list(got["date"]) == [dt.date(2020, 7, 31)]
@@ -197,12 +197,11 @@ def test_no_closed_session_in_range_is_an_empty_frame_without_asking_yahoo() -> 
 
 
 def test_empty_for_a_session_yahoo_has_not_published_but_ticker_known_is_no_new_session() -> None:
-    empty = download_frame({"TSLA": empty_history()})
     month = download_frame({"TSLA": history_frame(recorded(last="2020-07-30"))})
-    replay = Replay(empty, month)  # the night's bar missing; the 30-day probe finds the ticker
+    replay = Replay(month)  # the night's bar missing; the weeks before it show the ticker
     got = source(replay).fetch("TSLA", dt.date(2020, 7, 31), dt.date(2020, 7, 31))
     assert got.empty
-    assert len(replay.calls) == 2 and replay.calls[1]["start"] == dt.date(2020, 7, 1)
+    assert len(replay.calls) == 1 and replay.calls[0]["start"] == dt.date(2020, 6, 1)
 
 
 @pytest.mark.parametrize(
@@ -214,15 +213,13 @@ def test_empty_for_a_session_yahoo_has_not_published_but_ticker_known_is_no_new_
     ],
 )
 def test_unknown_or_delisted_ticker_is_a_clear_error(answer: pd.DataFrame | BaseException) -> None:
-    wide = Replay(answer)  # a month or more of nothing: no second question needed
-    with pytest.raises(TickerError, match=r"^NOPE: unknown or delisted ticker") as info:
-        source(wide).fetch("NOPE", *JULY)
+    night = Replay(answer)  # every request reaches two months back: nothing there is decisive
+    with pytest.raises(
+        TickerError, match=r"^NOPE: unknown or delisted ticker .* in 2020-06-01\.\.2020-07-31"
+    ) as info:
+        source(night).fetch("NOPE", dt.date(2020, 7, 31), dt.date(2020, 7, 31))
     assert info.value.ticker == "NOPE"
-    assert len(wide.calls) == 1
-    narrow = Replay(answer)  # one night of nothing is confirmed on the last 30 days first
-    with pytest.raises(TickerError, match=r"^NOPE: unknown or delisted ticker"):
-        source(narrow).fetch("NOPE", dt.date(2020, 7, 31), dt.date(2020, 7, 31))
-    assert len(narrow.calls) == 2
+    assert len(night.calls) == 1
 
 
 def test_rate_limits_and_network_errors_are_retried() -> None:

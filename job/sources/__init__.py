@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from job.calendar import Sessions, get_sessions
+from job.calendar import Sessions
 from job.config import Settings
 from job.errors import NightcastError
 from job.sources.base import COLUMNS, PriceSource, empty_frame
@@ -20,14 +20,14 @@ def make_source(
     name: str,
     csv_path: Path | None = None,
     *,
-    sessions: Sessions | None = None,
+    calendars: Callable[[str], Sessions] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> PriceSource:
-    """The source a setting or `--source` names; `sessions`/`clock` only matter to yahoo."""
+    """The source a setting or `--source` names; `calendars`/`clock` only matter to yahoo."""
     if name == "yahoo":
         from job.sources.yahoo import YahooSource  # yfinance takes ~1 s to import; csv runs skip it
 
-        return YahooSource(sessions, clock=clock)
+        return YahooSource(calendars, clock=clock)
     if name == "csv":
         if csv_path is None:
             raise NightcastError("source csv needs a path: pass --csv PATH or set NIGHTCAST_CSV_PATH")
@@ -40,16 +40,14 @@ def make_source(
 
 
 def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = None) -> PriceSource:
-    """The configured source, on the configured exchange's calendar."""
+    """The configured source, on each ticker's exchange calendar."""
     path = settings.csv_path
     if settings.source == "csv" and path is not None and Path(path).is_file() and len(settings.tickers) > 1:
         raise NightcastError(
             f"--csv {path} is one file, which holds one ticker's prices, but {len(settings.tickers)} "
             f"tickers were given ({','.join(settings.tickers)}): pass a folder of TICKER.csv files"
         )
-    return make_source(
-        settings.source, settings.csv_path, sessions=get_sessions(settings.calendar), clock=clock
-    )
+    return make_source(settings.source, settings.csv_path, calendars=settings.exchanges, clock=clock)
 
 
 __all__ = [

@@ -16,6 +16,29 @@ retried. `history_download` has download()'s signature and frame shape but goes 
 `Ticker.history` with yfinance's exceptions raised. `yf.download` itself can still be
 injected (`YahooSource(download=yf.download)`); failures then surface as "unknown or
 delisted".
+
+Price repair (`repair=True`, yfinance's "price repair"): yfinance fixes what it can detect
+in the bars it was asked for (100x currency-unit mix-ups, bad split adjustment, bad
+dividend adjustment, zero prices) and adds a boolean `Repaired?` column, which
+`normalize_frame` ignores like any other extra column. It works on the requested window
+only: a bar is fixed when its neighbours in the window (or a split/dividend event in it)
+show what it should be, so a window holding only bad bars comes back unchanged. The
+dividend and split events it needs come with the same chart request (yfinance always
+asks for `events=div,splits,capitalGains`); the extra requests it can make are:
+- finer bars (1h for daily data) for rows it tagged as bad, and only for rows Yahoo still
+  has finer bars for (the last ~730 days): `PriceHistory._reconstruct_intervals_batch`
+  calls `history(interval="1h", repair=True)`;
+- an FX rate (`<CUR>=X`, one month of daily bars) when dividends come in a currency other
+  than the prices' (`PriceHistory._dividends_convert_fx`).
+Neither call is guarded inside yfinance, so with `debug.hide_exceptions` off (as here)
+their failures propagate like the main request's: a rate limit is `YFRateLimitError`, a
+network fault an `OSError`, both retried by `YahooSource`. (With hide_exceptions on,
+yfinance's default, a failed finer-bars request is only logged and those rows are left as
+served; a rate limit raises either way; a failed FX lookup ends in an IndexError.) The
+one failure that would be misread is "no prices" (`YFPricesMissingError`) from an extra
+request: it names our ticker, and `YahooSource` would take it for "this ticker has no
+bars". `history_download` therefore asks again without repair when a repaired download
+reports missing prices (see there).
 """
 
 from __future__ import annotations
@@ -24,7 +47,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import tenacity
@@ -37,9 +60,16 @@ from yfinance.exceptions import (
     YFTzMissingError,
 )
 
-from job.calendar import Sessions, get_sessions
+from job.calendar import Calendars, Sessions
 from job.errors import TickerError
 from job.sources.base import COLUMNS, YAHOO_COLUMNS, empty_frame, finish
+
+if TYPE_CHECKING:
+    import curl_cffi.requests
+    import requests
+
+    #: What yfinance accepts as `session`: a requests or a curl_cffi session.
+    HttpSession = requests.Session | curl_cffi.requests.Session
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +83,14 @@ DOWNLOAD_OPTIONS: dict[str, Any] = {
     "progress": False,
     "threads": False,
     "multi_level_index": True,
+    "repair": True,  # yfinance's price repair; see the module doc for what it fixes and fetches
 }
+
+#: How far before the first bar asked for every download reaches (the bars before it are
+#: dropped again). Price repair judges a bar by its neighbours in the window, so a short
+#: nightly append gets good bars beside it; and an answer that is empty over two months
+#: means an unknown or delisted ticker, while an empty night only means no new bar yet.
+REACH = dt.timedelta(days=60)
 
 #: Worth another try: Yahoo's 429, "Yahoo is down", and any network error (requests and
 #: curl_cffi exceptions are OSErrors, as are ConnectionError and TimeoutError).
@@ -66,13 +103,20 @@ def _yfinance_raises() -> Iterator[None]:
 
     `raise_errors=True` alone is not enough: the time-zone lookup that runs first turns a
     network error into "possibly delisted" unless `debug.hide_exceptions` is off.
+
+    The 'yfinance' logger's level is restored too: price repair silences it (CRITICAL)
+    around its finer-interval request and only sets it back when that request returns, so
+    a failure there would leave yfinance's logging muted for the rest of the process.
     """
     before = yf.config.debug.hide_exceptions
+    yf_logger = logging.getLogger("yfinance")
+    level = yf_logger.level
     yf.config.debug.hide_exceptions = False
     try:
         yield
     finally:
         yf.config.debug.hide_exceptions = before
+        yf_logger.setLevel(level)
 
 
 def history_download(
@@ -84,19 +128,48 @@ def history_download(
     auto_adjust: bool = False,
     actions: bool = False,
     multi_level_index: bool = True,
+    repair: bool = True,
     timeout: float = 20,
+    session: HttpSession | None = None,
     **_ignored: Any,
 ) -> pd.DataFrame:
-    """`yf.download` for one ticker, same frame shape, but failures raise (see module doc)."""
+    """`yf.download` for one ticker, same frame shape, but failures raise (see module doc).
+
+    `session` (a `requests.Session` or curl_cffi session; None = yfinance's own) carries
+    every request, repair's extra ones included; tests pass one that replays recorded
+    responses. yfinance keeps one data client per process, so a session passed here stays
+    in use for later calls that pass none, until another session is passed.
+
+    With `repair`, a `YFPricesMissingError` may come from one of repair's extra requests
+    (finer bars that Yahoo does not have, an FX rate) rather than from the bars asked for;
+    the exception cannot tell which. So the download is asked again without repair: if
+    Yahoo has no bars, that raises the same error again, now meaning the ticker; if it
+    has them, they are returned unrepaired, with a warning, which is what yfinance itself
+    does for bars it cannot reconstruct (it logs and keeps the values Yahoo served).
+    """
+    options: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "interval": interval,
+        "auto_adjust": auto_adjust,
+        "actions": actions,
+        "timeout": timeout,
+    }
     with _yfinance_raises():
-        frame = yf.Ticker(tickers).history(
-            start=start,
-            end=end,
-            interval=interval,
-            auto_adjust=auto_adjust,
-            actions=actions,
-            timeout=timeout,
-        )
+        try:
+            frame = yf.Ticker(tickers, session=session).history(repair=repair, **options)
+        except YFPricesMissingError as exc:
+            if not repair:
+                raise
+            frame = yf.Ticker(tickers, session=session).history(repair=False, **options)
+            log.warning(
+                "%s: Yahoo price repair could not fetch what it needed (%s); bars from %s to before %s "
+                "kept unrepaired",
+                tickers,
+                exc,
+                start,
+                end,
+            )
     if multi_level_index:
         frame.columns = pd.MultiIndex.from_product([frame.columns, [tickers]], names=["Price", "Ticker"])
     return frame
@@ -146,57 +219,50 @@ class YahooSource:
 
     `download` (yf.download-compatible) and `clock` are injectable so tests replay recorded
     frames at a chosen moment; `wait_initial`/`wait_max` shrink the backoff in tests.
+    `session` is handed to `download` (both `history_download` and `yf.download` take it):
+    None lets yfinance use its own; tests pass one that answers from recorded responses,
+    so yfinance's real parsing and repair run on them.
     """
 
     name = "yahoo"
 
     def __init__(
         self,
-        sessions: Sessions | None = None,
+        calendars: Callable[[str], Sessions] | None = None,
         *,
         download: Download = history_download,
         clock: Callable[[], dt.datetime] | None = None,
         attempts: int = 4,
         wait_initial: float = 2.0,
         wait_max: float = 60.0,
-        probe_days: int = 30,
+        session: HttpSession | None = None,
     ) -> None:
-        self.sessions = sessions or get_sessions("XNYS")
+        self.calendars = calendars or Calendars()
         self._download = download
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._attempts = attempts
         self._wait = tenacity.wait_exponential(multiplier=wait_initial, max=wait_max) + tenacity.wait_random(
             0, wait_initial
         )
-        self._probe_days = probe_days
+        self._session = session
 
     def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Closed sessions start..end (inclusive). Empty frame = no closed session in range
         yet; `TickerError` = unknown/delisted ticker or Yahoo failing after retries."""
-        last_closed = self.sessions.last_closed_session(self._clock())
+        sessions = self.calendars(ticker)
+        last_closed = sessions.last_closed_session(self._clock())
         end = min(end, last_closed)
-        if not self.sessions.sessions_in_range(start, end):
+        if not sessions.sessions_in_range(start, end):
             return empty_frame()  # e.g. a weekend, or tonight's close has not happened yet
-        frame = self._get(ticker, start, end)
+        reach = start - REACH
+        frame = self._get(ticker, reach, end)
         if frame is None or frame.empty:
-            if self._has_recent_prices(ticker, start, last_closed):
-                log.info("%s: Yahoo has no bar in %s..%s yet", ticker, start, end)
-                return empty_frame()
             raise TickerError(
-                ticker,
-                f"unknown or delisted ticker (Yahoo has no prices for it in {start}..{end} "
-                f"nor in the {self._probe_days} days up to {last_closed})",
+                ticker, f"unknown or delisted ticker (Yahoo has no prices for it in {reach}..{end})"
             )
-        # The in-progress bar of a session whose close has not happened yet is dropped here.
+        # The in-progress bar of a session whose close has not happened yet is dropped here,
+        # and so are the bars before `start`; none left means no new bar yet.
         return finish(frame, start, end)
-
-    def _has_recent_prices(self, ticker: str, start: dt.date, last_closed: dt.date) -> bool:
-        """Tell "nothing new yet" from "Yahoo does not know the ticker" on a wide window."""
-        probe_start = last_closed - dt.timedelta(days=self._probe_days)
-        if start <= probe_start:
-            return False  # the request was already at least as wide as the probe
-        probe = self._get(ticker, probe_start, last_closed)
-        return probe is not None and not probe.empty
 
     def _get(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
         """One download with retries; None when yfinance says the ticker has no prices."""
@@ -218,6 +284,7 @@ class YahooSource:
                 ticker,
                 start=start,
                 end=end + dt.timedelta(days=1),  # yfinance's end is exclusive
+                session=self._session,
                 **DOWNLOAD_OPTIONS,
             )
         except (YFTzMissingError, YFPricesMissingError, YFTickerMissingError):
