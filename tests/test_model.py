@@ -164,7 +164,7 @@ def test_numpy_forward_matches_the_keras_model(tmp_path: Path, closes: np.ndarra
     x = fit.forecaster.scaling.apply(
         windows.forecast_inputs(closes, np.arange(10, 399), TINY.window, "default")
     )
-    from job.model.network import predict
+    from job.model.lstm import predict
 
     np.testing.assert_allclose(
         predict(fit.forecaster.weights, x),

@@ -22,7 +22,7 @@ import numpy as np
 
 from job.errors import TickerError
 from job.model.core import Forecaster
-from job.model.network import Spec, shapes
+from job.model.lstm import Spec, shapes
 from job.model.windows import Scaling
 
 FORMAT = "nightcast-forecaster/2"

@@ -28,8 +28,8 @@ import numpy as np
 
 from job import intervals
 from job.config import ModelParams
-from job.model import network, windows
-from job.model.network import Spec, Weights
+from job.model import lstm, network, windows
+from job.model.lstm import Spec, Weights
 from job.model.windows import Preset, Scaling
 from job.scores import rmse
 
@@ -75,7 +75,7 @@ class Forecaster:
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Unscaled network output (a log return, or a close for the seed preset) per input row."""
-        return self.scaling.invert(network.predict(self.weights, self.scaling.apply(x)).astype(np.float64))
+        return self.scaling.invert(lstm.predict(self.weights, self.scaling.apply(x)).astype(np.float64))
 
 
 @dataclass(frozen=True)

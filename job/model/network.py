@@ -1,22 +1,16 @@
-"""The Keras network: stock layers and optimizer to train it, numpy to use it.
+"""The Keras network: stock layers and an Adam optimizer to train it.
 
 Weights are a tuple of numpy arrays (Keras' `get_weights` order) everywhere but inside a
-training call. What lives here:
-
-- `build_model`: the tutorial's architecture, from stock Keras layers.
-- `train_loop`: mini-batch Adam/MSE with early stopping. A backfill trains hundreds of times,
-  while building a model and tracing its training step costs about a second and a step a few
-  milliseconds, so one model, one Adam and one traced step per architecture serve every
-  training of the process; each training starts them from the given weights with a fresh
-  optimizer, so its result depends on its inputs only.
-- `initial_weights`: Keras' own initializers, from a freshly built model under the seed.
-- `train_tutorial`: the `seed` preset, the tutorial as written (`model.fit(batch_size=1)`).
-- `predict`: the same LSTM equations in numpy, well under a millisecond per forecast, so
-  forecasting needs no TensorFlow; a test checks it against the Keras model.
-- `save_keras`: a real `.keras` file from Keras' own saving, for people who want one.
+training call; forecasts run in numpy (job.model.lstm). A backfill trains hundreds of
+times, while building a model and tracing its training step costs about a second and a
+step a few milliseconds: so one model, one Adam and one traced step per architecture serve
+every training of the process, each training starting them from its given weights with a
+fresh optimizer (its result depends on its inputs only). `train_tutorial` is the `seed`
+preset, the tutorial as written; `save_keras` writes a real `.keras` file with Keras' own
+saving.
 
 TensorFlow is imported on first use, quietly, with oneDNN's reordered float sums off and one
-intra-op thread: tiny ops gain nothing from more, and with them a float result would depend
+thread per pool: tiny ops gain nothing from more, and with more a float result would depend
 on the machine's core count, so a Dask worker's rows would not equal the in-process ones.
 """
 
@@ -31,33 +25,7 @@ from typing import Any
 
 import numpy as np
 
-Weights = tuple[np.ndarray, ...]
-
-
-@dataclass(frozen=True)
-class Spec:
-    """Architecture: LSTM(units[0], return_sequences) -> LSTM(units[1]) -> Dense(dense) -> Dense(1)."""
-
-    window: int
-    lstm_units: tuple[int, int]
-    dense_units: int
-
-
-def shapes(spec: Spec) -> list[tuple[int, ...]]:
-    """The shapes of a Spec's weight arrays, in Keras' `get_weights` order."""
-    (u1, u2), d = spec.lstm_units, spec.dense_units
-    return [
-        (1, 4 * u1),
-        (u1, 4 * u1),
-        (4 * u1,),
-        (u1, 4 * u2),
-        (u2, 4 * u2),
-        (4 * u2,),
-        (u2, d),
-        (d,),
-        (d, 1),
-        (1,),
-    ]
+from job.model.lstm import Spec, Weights, predict
 
 
 @dataclass(frozen=True)
@@ -233,35 +201,6 @@ def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epoch
         x[:, :, None].astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0
     )
     return TrainResult(tuple(model.get_weights()), epochs, float(history.history["loss"][-1]), None)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * z) + 1.0)  # overflow-free, same as 1 / (1 + exp(-z))
-
-
-def _lstm(inputs: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Keras LSTM equations (gates i, f, c, o; sigmoid/tanh); returns the whole sequence."""
-    batch, steps, _ = inputs.shape
-    units = recurrent.shape[0]
-    h = np.zeros((batch, units), np.float32)
-    c = np.zeros((batch, units), np.float32)
-    projected = inputs @ kernel + bias  # input part of all steps at once
-    outputs = np.empty((batch, steps, units), np.float32)
-    for t in range(steps):
-        z = projected[:, t] + h @ recurrent
-        gates = _sigmoid(z)  # all four at once: fewer, larger numpy calls; g's slot goes unused
-        c = gates[:, units : 2 * units] * c + gates[:, :units] * np.tanh(z[:, 2 * units : 3 * units])
-        h = gates[:, 3 * units :] * np.tanh(c)
-        outputs[:, t] = h
-    return outputs
-
-
-def predict(weights: Weights, x: np.ndarray) -> np.ndarray:
-    """The network's output for each row of `x` (shape (n, window)), float32, in numpy."""
-    k1, r1, b1, k2, r2, b2, d1, e1, d2, e2 = weights
-    hidden = _lstm(np.asarray(x, np.float32)[:, :, None], k1, r1, b1)
-    last = _lstm(hidden, k2, r2, b2)[:, -1]
-    return ((last @ d1 + e1) @ d2 + e2)[:, 0]
 
 
 def save_keras(spec: Spec, weights: Weights, path: Path) -> None:

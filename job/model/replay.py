@@ -1,13 +1,11 @@
 """The compute stage: one ticker's sessions replayed on plain arrays.
 
-Given a ticker's closes, the state before the first session and the as-of sessions to
-replay, `replay` decides for each session whether to retrain or fine-tune, fits, forecasts
-the next close with the LSTM and the naive model, puts prediction intervals around both
-(job.intervals), and yields what it produced with the state after it. No database and no
-Keras object crosses this boundary: arrays, dates and frozen dataclasses go in and out, so
-the same call runs in-process, on a local Dask worker or on a remote cluster, and a replay
-cut into chunks (each starting from the state the previous one ended with) gives exactly
-what one pass gives. Each session sees `closes[: as_of + 1]` only.
+Per as-of session: retrain or fine-tune (job.model.policy), fit, forecast the next close
+with the LSTM and the naive model, put prediction intervals around both (job.intervals),
+and yield that with the state after it. Arrays, dates and frozen dataclasses go in and
+out, never a database or Keras object: the same call runs in-process or on Dask workers,
+and a replay cut into chunks (each from the state the previous one ended with) equals one
+pass. Each session sees `closes[: as_of + 1]` only.
 """
 
 from __future__ import annotations
@@ -125,11 +123,9 @@ def replay(task: Task, state: State | None = None) -> Iterator[tuple[Step, State
 
 def replay_all(task: Task, state: State | None = None) -> tuple[list[Step], State]:
     """`replay` run to the end: the unit of work a Dask worker runs and returns."""
-    steps, final = [], task.state if state is None else state
-    for step, after in replay(task, final):
-        steps.append(step)
-        final = after
-    return steps, final
+    done = list(replay(task, state))
+    final = done[-1][1] if done else (task.state if state is None else state)
+    return [step for step, _ in done], final
 
 
 def _session(
