@@ -24,10 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT / "job" / "data" / "TSLA.csv"
 
 
-def rmse(errors: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(errors))))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -37,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from job.config import ModelParams
     from job.model import train
     from job.model.network import load_keras
+    from job.scores import rmse
     from job.sources import CsvSource
 
     load_keras()  # imports TensorFlow now, so neither timing below includes the import
@@ -51,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = np.arange(n_train, len(closes))
     as_of = targets - 1
     actual = closes[targets]
-    naive = rmse(closes[as_of] - actual)
+    naive = rmse(closes[as_of], actual)
     print(
         f"data: {args.csv.name} {len(closes)} sessions, train {dates[0]}..{dates[n_train - 1]}, "
         f"test {dates[n_train]}..{dates[-1]} ({len(targets)} sessions)"
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         fit = train(closes[:n_train], params)
         seconds = time.perf_counter() - t0
         predicted = fit.forecaster.forecast_many(closes, as_of)
-        error = rmse(predicted - actual)
+        error = rmse(predicted, actual)
         results[name] = (seconds, error)
         extra = f" shrink={fit.forecaster.shrink:.4f}" if name == "default" else ""
         print(

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from job.anomalies import Flagged, find_anomalies
 from job.calendar import Sessions
 from job.db import predictions, price_flags, price_revisions, prices, upsert
+from job.db.bars import read_bars
 from job.errors import ClaimLost, NightcastError, TickerError
 from job.evaluate import update_rolling_metrics
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
@@ -338,12 +339,8 @@ def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | No
     Plain tuples, not a DataFrame: the nightly compare is ~10 rows, where pandas overhead
     would dominate the whole append.
     """
-    query = sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS)).where(
-        prices.c.ticker == ticker, prices.c.date >= first
-    )
-    if last is not None:
-        query = query.where(prices.c.date <= last)
-    return {row[0]: tuple(float(v) for v in row[1:]) for row in conn.execute(query)}
+    bars = read_bars(conn, ticker, first, last or dt.date.max)
+    return dict(zip(bars.dates, map(tuple, bars.values.tolist()), strict=True))
 
 
 def _recent(conn: sa.Connection, ticker: str) -> Stored:

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from job import intervals
 from job.calendar import Sessions
 from job.config import Settings
-from job.db import predictions, price_revisions, prices
+from job.db import predictions, price_revisions
+from job.db.bars import read_bars
 from job.db.versions import load_latest
 from job.errors import TickerError
 from job.model import ArtifactError
@@ -38,15 +39,8 @@ class Plan:
 
 def read_closes(conn: sa.Connection, ticker: str, through: dt.date) -> tuple[np.ndarray, np.ndarray]:
     """The ticker's stored sessions up to `through`, as (datetime64[D] dates, float closes)."""
-    rows = conn.execute(_CLOSES, {"ticker": ticker, "through": through}).all()
-    return np.array([r[0] for r in rows], "datetime64[D]"), np.array([r[1] for r in rows], float)
-
-
-_CLOSES = (
-    sa.select(prices.c.date, prices.c.close)
-    .where(prices.c.ticker == sa.bindparam("ticker"), prices.c.date <= sa.bindparam("through"))
-    .order_by(prices.c.date)
-)
+    bars = read_bars(conn, ticker, last=through)
+    return bars.dates.astype("datetime64[D]"), bars.column("close").copy()
 
 
 def plan(

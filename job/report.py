@@ -28,7 +28,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from job.config import Settings
-from job.db import get_engine, predictions, prices, rolling_metrics
+from job.db import get_engine, predictions, rolling_metrics
+from job.db.bars import read_bars
 from job.db.migrate import require_current
 from job.errors import NightcastError
 from job.evaluate import MODELS, RangeSummary, summarize
@@ -86,13 +87,8 @@ def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) ->
     )
     forecasts = forecasts.join(rows[rows["model"] == "lstm"].set_index("target_date")[list(BOUNDS)])
     first, last = forecasts.index.min(), forecasts.index.max()
-    closes = dict(
-        conn.execute(
-            sa.select(prices.c.date, prices.c.close).where(
-                prices.c.ticker == ticker, prices.c.date.between(first, last)
-            )
-        ).all()
-    )
+    bars = read_bars(conn, ticker, first, last)
+    closes = dict(zip(bars.dates, bars.column("close"), strict=True))
     forecasts.insert(0, "actual", [closes.get(d, np.nan) for d in forecasts.index])
     forecasts.index.name = "target_date"
     forecasts.columns.name = None
