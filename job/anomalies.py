@@ -8,14 +8,16 @@ broken series and on 27 clean ones (README, "Flagged tickers"):
 
 - a close-to-close step of x8 or more either way: no listed share moves that far in one
   session, while unit errors (x100) and unapplied splits or level shifts (x5 .. x50) do;
-- a step near a whole split ratio (x2 .. x7) that the volume mirrors (a split not applied
-  multiplies the price and divides the volume by the same ratio, where a real jump trades
-  *more*), within the noise of the ticker's own daily moves;
+- a step near a whole split ratio (x2 .. x7, give or take one session's move) that the
+  volume mirrors (a split not applied multiplies the price and divides the volume by the
+  same ratio, where a real jump trades *more*);
 - an Adj Close more than 1.5x Close or below 1/1000 of it (dividends only ever lower it,
   and never by that much).
 
-A step between two bars already stored with the same ratio is not new: history Yahoo
-re-based (a split applied) keeps its ratios, and a step someone accepted stays accepted.
+A step between two bars already stored with the same ratio is not new, nor is a stored bar's
+own Adj Close ratio: history Yahoo re-based (a split applied) keeps its ratios, and what
+someone accepted stays accepted. The rules depend on the bars compared only, never on how
+many came in one download, so a night and a catch-up judge a bar alike.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from job.sources.base import VALUE_COLUMNS, Bars
 UNIT_STEP = math.log(8.0)
 #: |log step| from which a step may be an unapplied split (x1.8 .. below x8).
 SPLIT_STEP = math.log(1.8)
+#: How far (log) a split-like step may be from the whole ratio: one session's own move.
+SPLIT_SLACK = 0.15
 #: How far (log) the volume's move may be from the price's mirror image.
 VOLUME_TOLERANCE = 0.7
 #: Adj Close / Close outside this range is wrong.
@@ -56,7 +60,13 @@ class Anomaly:
 class Flagged(TickerError):
     """A batch with anomalies: nothing of it is stored, and the ticker is reported."""
 
-    def __init__(self, ticker: str, anomalies: Sequence[Anomaly], origin: str | None = None) -> None:
+    def __init__(
+        self,
+        ticker: str,
+        anomalies: Sequence[Anomaly],
+        origin: str | None = None,
+        through: dt.date | None = None,
+    ) -> None:
         shown = ", ".join(map(str, anomalies[:4])) + (
             f" and {len(anomalies) - 4} more" if len(anomalies) > 4 else ""
         )
@@ -67,17 +77,11 @@ class Flagged(TickerError):
             "see README 'Flagged tickers'",
         )
         self.anomalies = list(anomalies)
+        self.through = through  # the newest date of the refused batch
 
 
 def _factor(ratio: float) -> str:
     return f"x{ratio:.3g}" if ratio >= 1 else f"/{1 / ratio:.3g}"
-
-
-def _daily_scale(steps: np.ndarray) -> float:
-    """A robust size of ordinary daily moves (MAD), at least 1 %: the split rule's slack."""
-    if len(steps) < 3:
-        return 0.01
-    return max(0.01, 1.4826 * float(np.median(np.abs(steps - np.median(steps)))))
 
 
 def find_anomalies(
@@ -93,20 +97,21 @@ def find_anomalies(
     with np.errstate(divide="ignore", invalid="ignore"):
         steps = np.diff(np.log(close))
         volume_steps = np.diff(np.log(volume))
-    slack = max(0.05, 3 * _daily_scale(steps))
     for i in np.flatnonzero(np.abs(steps) >= SPLIT_STEP):
         before, day, step = dates[i], dates[i + 1], float(steps[i])
         if day in accepted or _already_stored(stored, before, day, step):
             continue
         size = abs(step)
         mirrored = bool(np.isfinite(volume_steps[i])) and abs(step + volume_steps[i]) <= VOLUME_TOLERANCE
-        near_ratio = abs(size - math.log(round(math.exp(size)))) <= slack
+        near_ratio = abs(size - math.log(round(math.exp(size)))) <= SPLIT_SLACK
         if size >= UNIT_STEP or (near_ratio and mirrored):
             found.append(Anomaly(day, f"close {_factor(math.exp(step))}"))
     ratio = bars.values[:, _ADJ] / close
     for i in np.flatnonzero((ratio < ADJ_RATIO[0]) | (ratio > ADJ_RATIO[1])):
-        if dates[i] not in accepted:
-            found.append(Anomaly(dates[i], f"adj_close {ratio[i]:.3g}x close"))
+        old = stored.get(dates[i])
+        if dates[i] in accepted or (old is not None and _same(old[_ADJ] / old[_CLOSE], ratio[i])):
+            continue
+        found.append(Anomaly(dates[i], f"adj_close {ratio[i]:.3g}x close"))
     return sorted(found, key=lambda a: a.date)
 
 
@@ -115,5 +120,8 @@ def _already_stored(
 ) -> bool:
     if before not in stored or day not in stored:
         return False
-    old = math.log(stored[day][_CLOSE] / stored[before][_CLOSE])
-    return abs(old - step) <= SAME_STEP
+    return _same(stored[day][_CLOSE] / stored[before][_CLOSE], math.exp(step))
+
+
+def _same(old: float, new: float) -> bool:
+    return old > 0 and new > 0 and abs(math.log(new / old)) <= SAME_STEP

@@ -34,12 +34,16 @@ class Sessions:
 
     def __init__(self, name: str = "XNYS", start: dt.date = DEEP_START) -> None:
         try:
-            self._cal = xcals.get_calendar(name, start=pd.Timestamp(start))
+            try:
+                self._cal = xcals.get_calendar(name, start=pd.Timestamp(start))
+            except ValueError:  # some are not defined that far back (XTKS from 1997)
+                self._cal = xcals.get_calendar(name, start=xcals.get_calendar(name).bound_min())
         except xcals.errors.InvalidCalendarName:
             raise NightcastError(f"unknown exchange calendar {name!r} (e.g. XNYS, XLON, XTKS)") from None
-        except ValueError:  # some calendars are not defined that far back (XTKS from 1997)
-            bound = xcals.get_calendar(name).bound_min()
-            self._cal = xcals.get_calendar(name, start=bound)
+        except Exception as exc:  # a few listed calendars cannot be built at all (XTAE, XBEL)
+            raise NightcastError(
+                f"exchange calendar {name!r} cannot be used ({type(exc).__name__})"
+            ) from None
         self.name = name
         self.first = self._cal.first_session.date()
         self.last = self._cal.last_session.date()
@@ -97,6 +101,10 @@ class Sessions:
         i = bisect.bisect_right(self._closes, now)
         if i == 0:
             raise NightcastError(f"no {self.name} session has closed by {now.isoformat()}")
+        if i == len(self._closes) and now.date() > self.last:  # later sessions are unknown to it
+            raise NightcastError(
+                f"the {self.name} calendar ends on {self.last}: update exchange_calendars for later sessions"
+            )
         return self._days[i - 1]
 
 

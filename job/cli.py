@@ -360,6 +360,10 @@ def ingest(
     first, last = parse_range(start, end)
     accepted = {parse_date("--accept", day) for day in accept or ()}
     settings = load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
+    if accepted and len(settings.tickers) != 1:
+        raise NightcastError(
+            f"--accept: name the one ticker whose step is real (--tickers; got {len(settings.tickers)})"
+        )
     outcomes = _cycle(settings).ingest(
         settings.tickers, start=first, end=last, wait=wait, accept=accepted - {None}
     )

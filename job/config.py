@@ -153,21 +153,21 @@ class Settings(BaseSettings):
 
     @field_validator("calendars", mode="before")
     @classmethod
-    def _split_calendars(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        pairs = [part.split("=") for part in value.split(",") if part.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ValueError(f"expected TICKER=CALENDAR pairs, e.g. AET.L=XLON,4063.T=XTKS (got {value!r})")
-        return {ticker.strip(): name.strip() for ticker, name in pairs}
-
-    @field_validator("calendars")
-    @classmethod
-    def _known_calendars(cls, value: dict[str, str]) -> dict[str, str]:
+    def _parse_calendars(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "AET.L=XLON,4063.T=XTKS"; a ticker may hold "=" itself
+            value = [part.rpartition("=") for part in value.split(",") if part.strip()]
+            if any(not ticker.strip() or not name.strip() for ticker, _, name in value):
+                raise ValueError("expected TICKER=CALENDAR pairs, e.g. AET.L=XLON,4063.T=XTKS")
+            value = [(ticker.strip(), name.strip()) for ticker, _, name in value]
+        found: dict[str, str] = {}
         try:
-            return {normalize_ticker(ticker): _calendar_name(name) for ticker, name in value.items()}
+            for ticker, name in value.items() if isinstance(value, dict) else value:
+                symbol, calendar = normalize_ticker(ticker), _calendar_name(name)
+                if found.setdefault(symbol, calendar) != calendar:
+                    raise ValueError(f"{symbol} is given two calendars ({found[symbol]}, {calendar})")
         except NightcastError as exc:
             raise ValueError(str(exc)) from None
+        return found
 
     @property
     def exchanges(self) -> Calendars:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from job.anomalies import Flagged, find_anomalies
 from job.calendar import Sessions
 from job.db import predictions, price_flags, price_revisions, prices, upsert
-from job.db.bars import read_bars
+from job.db.bars import read_bars, read_bars_around
 from job.errors import ClaimLost, NightcastError, TickerError
 from job.evaluate import update_rolling_metrics
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
@@ -96,7 +96,8 @@ class IngestOutcome:
     ticker: str
     result: IngestResult | None = None
     error: str | None = None
-    flagged: bool = False  # the source's bars were refused (kept in `price_flags`)
+    flagged: bool = False  # the source's bars were refused (kept in `price_flags`)...
+    through: dt.date | None = None  # ...up to this date, where known
 
     @property
     def ok(self) -> bool:
@@ -151,8 +152,7 @@ def ingest_many(
             slots.append(None)
     appends: dict[int, tuple[IngestResult, _Pending]] = {}
     valid = [name for name in names if name is not None]
-    since = min((calendars(t).last_closed_session(now) for t in valid), default=now.date())
-    recents = _recent_many(conn, valid, since - RECENT_SPAN)
+    recents = _recent_many(conn, valid, now.date() - RECENT_SPAN)
     conn.rollback()
 
     def ingest_one(position: int, ticker: str) -> IngestResult | None:
@@ -188,7 +188,11 @@ def ingest_many(
     for position, (result, _) in appends.items():
         slots[position] = IngestOutcome(result.ticker, result=result)
     outcomes = [slot for slot in slots if slot is not None]
-    _record_flags(conn, outcomes, source.name, now, check)
+
+    def horizon(ticker: str) -> dt.date:
+        return min(end or dt.date.max, calendars(ticker).last_closed_session(now))
+
+    _record_flags(conn, outcomes, source.name, now, check, horizon)
     return outcomes
 
 
@@ -198,19 +202,36 @@ def _record_flags(
     source: str,
     now: dt.datetime,
     check: Callable[..., None],
+    horizon: Callable[[str], dt.date],
 ) -> None:
-    """Keep `price_flags` in step with this download: refused tickers in, passing ones out."""
+    """Keep `price_flags` in step with this download: a refused ticker in, with the newest
+    refused bar (or the session its download was to reach, `horizon`); out once a passing
+    download reaches that date (not one that stopped short of the refused bars, nor one
+    that fetched nothing new)."""
     flagged = [o for o in outcomes if o.flagged]
-    passed = [o.ticker for o in outcomes if o.ok]
+    names = [o.ticker for o in outcomes if o.ok]
     try:
-        if passed:
-            conn.execute(sa.delete(price_flags).where(price_flags.c.ticker.in_(passed)))
+        query = sa.select(price_flags.c.ticker, price_flags.c.through).where(price_flags.c.ticker.in_(names))
+        held = dict(conn.execute(query).all()) if names else {}
+        cleared = [
+            o.ticker
+            for o in outcomes
+            if o.ticker in held
+            and o.result is not None
+            and (o.result.last_session or dt.date.min) >= held[o.ticker]
+        ]
+        if cleared:
+            conn.execute(sa.delete(price_flags).where(price_flags.c.ticker.in_(cleared)))
         upsert(
             conn,
             price_flags,
-            [{"ticker": o.ticker, "detected_at": now, "source": source, "message": o.error} for o in flagged],
-        )
-        check(*passed, *(o.ticker for o in flagged))
+            [
+                {"ticker": o.ticker, "detected_at": now, "through": o.through or horizon(o.ticker),
+                 "source": source, "message": o.error}
+                for o in flagged
+            ],
+        )  # fmt: skip
+        check(*cleared, *(o.ticker for o in flagged))
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -225,7 +246,7 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
         raise  # not this ticker's problem: this process may write nothing more
     except (ValidationError, Flagged) as exc:
         log.debug("%s", exc)
-        return IngestOutcome(ticker, error=str(exc), flagged=True)
+        return IngestOutcome(ticker, error=str(exc), flagged=True, through=exc.through)
     except TickerError as exc:
         log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
         return IngestOutcome(ticker, error=str(exc))
@@ -283,7 +304,7 @@ def _prepare(
     if start > end:
         return result, None
 
-    batch = _fetch_valid(source, ticker, sessions, start, end, result)
+    batch, origin = _fetch_valid(source, ticker, sessions, start, end, result)
     if not len(batch):
         return result, None
     first, last = batch.dates[0], batch.dates[-1]
@@ -293,9 +314,7 @@ def _prepare(
         stored = {d: values for d, values in recent.items() if first <= d <= last}
     else:
         stored = _stored(conn, ticker, first, last)
-    anomalies = find_anomalies(batch, stored, accept)
-    if anomalies:
-        raise Flagged(ticker, anomalies)
+    _check_anomalies(conn, ticker, batch, stored, stored_last, accept, origin)
     overlap = _overlap(batch, stored)
     if _is_revised(overlap):
         reloaded = _reload(conn, ticker, source, sessions, overlap, history_start, end, now, result, accept)
@@ -316,7 +335,8 @@ def _fetch_valid(
     start: dt.date,
     end: dt.date,
     result: IngestResult,
-) -> Bars:
+) -> tuple[Bars, str | None]:
+    """The source's closed bars start..end, validated; and the file they came from, if any."""
     if start < sessions.first:
         result.warnings.append(
             f"{ticker} {start}: history before {sessions.first} is not fetched "
@@ -327,7 +347,31 @@ def _fetch_valid(
     checked = validate(frame, ticker, sessions, origin=frame.attrs.get("origin"))
     result.warnings.extend(checked.warnings)
     # Only closed sessions: a source may hand back a bar past `end` (an in-progress one).
-    return checked.bars.take(checked.bars.dates <= end)
+    return checked.bars.take(checked.bars.dates <= end), frame.attrs.get("origin")
+
+
+def _check_anomalies(
+    conn: sa.Connection,
+    ticker: str,
+    batch: Bars,
+    stored: Stored,
+    stored_last: dt.date | None,
+    accept: Collection[dt.date],
+    origin: str | None,
+) -> None:
+    """Raise `Flagged` for the batch's anomalies, the steps from and to the stored bars
+    around it included (a download that starts after a gap joins on the last stored bar).
+    Nightly, the batch begins inside the stored overlap and ends past the last stored bar:
+    no further query."""
+    first, last = batch.dates[0], batch.dates[-1]
+    if stored_last is not None and (first not in stored or (last not in stored and last < stored_last)):
+        around = read_bars_around(conn, ticker, first, last)
+        stored = {**stored, **dict(zip(around.dates, map(tuple, around.values.tolist()), strict=True))}
+        order = np.argsort(np.r_[around.dates, batch.dates].astype("datetime64[D]"), kind="stable")
+        batch = Bars(np.r_[around.dates, batch.dates][order], np.vstack([around.values, batch.values])[order])
+    anomalies = find_anomalies(batch, stored, accept)
+    if anomalies:
+        raise Flagged(ticker, anomalies, origin, last)
 
 
 Stored = dict[dt.date, tuple[float, ...]]
@@ -437,13 +481,13 @@ def _reload(
     factor = float(np.median(usable)) if len(usable) else 1.0
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
     conn.rollback()  # no transaction while the source downloads; the claim keeps others away
-    full = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
+    full, origin = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
     if not len(full):
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
     everything_before = _stored(conn, ticker, first_stored, None)
     anomalies = find_anomalies(full, everything_before, accept)
     if anomalies:
-        raise Flagged(ticker, anomalies)
+        raise Flagged(ticker, anomalies, origin, full.dates[-1])
 
     _, new, old, common = _overlap(full, everything_before)
     prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]

@@ -273,8 +273,8 @@ class _Work:
             if self.cycle.stop.is_set():
                 self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
                 continue
-            calendar = self.cycle.calendars(ticker)
             try:
+                calendar = self.cycle.calendars(ticker)
                 horizon = self.as_of or calendar.last_closed_session(self.cycle.now())
                 planned = plan(
                     self.claims.conn, ticker, settings, calendar, horizon=horizon,

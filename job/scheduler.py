@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -94,7 +94,7 @@ class NightlyService:
         """One scheduled evening: run the cycle if today is a session of some ticker's exchange."""
         today = self.clock().astimezone(self.timezone).date()
         exchanges = sorted({self.cycle.calendars.name(t) for t in self.settings.tickers})
-        if not any(self.cycle.calendars(t).is_session(today) for t in self.settings.tickers):
+        if not any(self._trades(t, today) for t in self.settings.tickers):
             log.info("%s is not a session of %s; nothing to do", today, ", ".join(exchanges))
             return
         self.run_cycle()
@@ -115,6 +115,23 @@ class NightlyService:
             ", ".join(f"{t.ticker} {t.status} ({t.sessions} sessions)" for t in report.tickers),
         )
 
+    def _trades(self, ticker: str, day: date) -> bool:
+        """Whether `day` is a session of the ticker's exchange; a calendar that cannot tell
+        (ended, or unusable) is reported and counts as closed, so the others still run."""
+        try:
+            return self.cycle.calendars(ticker).is_session(day)
+        except NightcastError as exc:
+            log.warning("%s: %s", ticker, exc)
+            return False
+
+    def _behind(self, ticker: str, latest: date | None, now: datetime) -> bool:
+        """Whether the ticker lacks a forecast as of its exchange's last closed session (a
+        calendar that cannot tell counts as behind: the cycle then reports why)."""
+        try:
+            return latest is None or latest < self.cycle.calendars(ticker).last_closed_session(now)
+        except NightcastError:
+            return True
+
     def has_gap(self) -> bool:
         """True when some ticker lacks a forecast as of the last closed session."""
         now = self.clock()
@@ -126,10 +143,7 @@ class NightlyService:
                     .group_by(predictions.c.ticker)
                 ).all()
             )
-        return any(
-            latest.get(t) is None or latest[t] < self.cycle.calendars(t).last_closed_session(now)
-            for t in self.settings.tickers
-        )
+        return any(self._behind(t, latest.get(t), now) for t in self.settings.tickers)
 
     def request_stop(self, _signum: int, _frame: object) -> None:
         """Signal handler: only set the flag. Shutting down here could deadlock on a lock

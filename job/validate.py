@@ -72,13 +72,16 @@ class Problem:
 class ValidationError(TickerError):
     """A batch that must not be stored; the message shows the first problems on one line."""
 
-    def __init__(self, ticker: str, problems: list[Problem], origin: str | None = None) -> None:
+    def __init__(
+        self, ticker: str, problems: list[Problem], origin: str | None = None, through: dt.date | None = None
+    ) -> None:
         shown = "; ".join(str(p).removeprefix(f"{ticker} ") for p in problems[:SHOWN])
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         where = f"{origin}: " if origin else ""
         super().__init__(ticker, f"{where}rejected {shown}{more}")
         self.problems = problems
         self.origin = origin
+        self.through = through  # the newest date of the refused batch, where known
 
 
 @dataclass
@@ -113,6 +116,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         problems.append(Problem(ticker, f"row {i + 1}", UNPARSEABLE_DATE, _label(dates[i])))
 
     good = list(dates[is_date])
+    through = max(good, default=None)
     if good:
         unique = set(good)
         if len(unique) != len(good):
@@ -125,7 +129,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
 
     problems += _value_problems(ticker, dates, values)
     if problems:
-        raise ValidationError(ticker, problems, origin)
+        raise ValidationError(ticker, problems, origin, through)
 
     warnings: list[str] = []
     o, h, l, c = (bars.column(name) for name in ("open", "high", "low", "close"))  # noqa: E741

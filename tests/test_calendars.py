@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from job.calendar import SUFFIX_CALENDARS, Calendars, get_sessions
 from job.config import Settings
-from job.db import get_engine
+from job.db import get_engine, job_runs
+from job.errors import NightcastError
 from job.pipeline import Cycle
 from job.scheduler import NightlyService
 from job.sources import source_for
@@ -122,3 +123,48 @@ def test_the_schedule_runs_when_any_tickers_exchange_had_a_session(migrated_url:
     both.fire()  # New York traded: the cycle runs, London's last session is forecast
     assert forecasts(migrated_url, "AET.L") == [(dt.date(2022, 6, 1), dt.date(2022, 6, 6))]
     assert forecasts(migrated_url, "TSLA") == [(dt.date(2022, 6, 2), dt.date(2022, 6, 3))]
+
+
+def test_calendar_settings_take_tickers_with_equals_signs_and_refuse_contradictions() -> None:
+    assert Settings(calendars="EURUSD=X=XLON").calendars == {"EURUSD=X": "XLON"}
+    with pytest.raises(ValueError, match=r"AET.L is given two calendars \(XLON, XTKS\)"):
+        Settings(calendars="AET.L=XLON,aet.l=XTKS")
+
+
+def test_a_calendar_that_cannot_be_built_or_has_ended_is_one_line() -> None:
+    with pytest.raises(NightcastError, match=r"^exchange calendar 'XTAE' cannot be used \(ValueError\)$"):
+        Calendars(by_ticker={"TEVA.TA": "XTAE"})("TEVA.TA")
+    shanghai = get_sessions("XSHG")
+    assert shanghai.last_closed_session(dt.datetime.combine(shanghai.last, dt.time(12), UTC)) == shanghai.last
+    with pytest.raises(
+        NightcastError, match=r"^the XSHG calendar ends on \d{4}-12-31: update exchange_calendars"
+    ):
+        shanghai.last_closed_session(
+            dt.datetime.combine(shanghai.last + dt.timedelta(days=5), dt.time(), UTC)
+        )
+
+
+def test_a_ticker_whose_calendar_fails_is_reported_and_the_others_run(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """TEVA.TA on an unusable calendar, 600519.SS on one that has ended: each fails alone in
+    one line; the scheduler still fires for TSLA, whose exchange traded."""
+    shanghai_end = get_sessions("XSHG").last
+    after = dt.datetime.combine(
+        get_sessions("XNYS").next_session(shanghai_end + dt.timedelta(days=3)), dt.time(23), UTC
+    )
+    folder = write_series(tmp_path / "prices")
+    settings = tiny_settings(
+        migrated_url, source="csv", csv_path=folder, history_start=FIRST.isoformat(),
+        tickers=["TSLA", "TEVA.TA", "600519.SS"], calendars="TEVA.TA=XTAE", heartbeat_file=tmp_path / "beat",
+        schedule_timezone="UTC",
+    )  # fmt: skip
+    service = NightlyService(settings, clock=lambda: after)
+    assert service.has_gap()
+    service.fire()
+    with get_engine(migrated_url).connect() as conn:
+        run = conn.execute(sa.select(job_runs)).one()
+    assert run.status == "partial"
+    assert run.details["TSLA"]["status"] == "ok"
+    assert run.details["TEVA.TA"]["error"] == "TEVA.TA: exchange calendar 'XTAE' cannot be used (ValueError)"
+    assert run.details["600519.SS"]["error"].startswith("600519.SS: the XSHG calendar ends on")

@@ -23,13 +23,27 @@ _BARS = (
     )
     .order_by(prices.c.date)
 )
+_BARS_BY_DATE = sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS)).where(
+    prices.c.ticker == sa.bindparam("ticker")
+)
 
 
 def read_bars(
     conn: sa.Connection, ticker: str, first: dt.date = dt.date.min, last: dt.date = dt.date.max
 ) -> Bars:
     """The ticker's stored bars with first <= date <= last, oldest first."""
-    rows = conn.execute(_BARS, {"ticker": ticker, "first": first, "last": last}).all()
+    return _as_bars(conn.execute(_BARS, {"ticker": ticker, "first": first, "last": last}).all())
+
+
+def read_bars_around(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date) -> Bars:
+    """The stored bar just before `first` and the one just after `last` (those that exist):
+    what a batch of new bars joins on to."""
+    before = _BARS_BY_DATE.where(prices.c.date < first).order_by(prices.c.date.desc()).limit(1)
+    after = _BARS_BY_DATE.where(prices.c.date > last).order_by(prices.c.date).limit(1)
+    return _as_bars([row for query in (before, after) for row in conn.execute(query, {"ticker": ticker})])
+
+
+def _as_bars(rows: list[sa.Row]) -> Bars:
     dates = np.array([row[0] for row in rows], dtype=object)
     values = np.array([row[1:] for row in rows], dtype=np.float64).reshape(len(rows), len(VALUE_COLUMNS))
     return Bars(dates, values)

@@ -150,6 +150,7 @@ price_flags = sa.Table(
     metadata,
     sa.Column("ticker", Ticker, primary_key=True),
     sa.Column("detected_at", Stamp, nullable=False),
+    sa.Column("through", sa.Date, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
 )

@@ -1,8 +1,9 @@
 """`price_flags`: tickers whose latest download was refused, and why.
 
 One row per ticker while its newest bars from the source are refused (invalid values, or a
-step that a unit or split error explains; job.anomalies): the one-line reason, when and
-from which source. A later download that passes removes the row.
+step that a unit or split error explains; job.anomalies): the one-line reason, when, from
+which source, and the last session the refused download was to reach (`through`). A later
+download that passes and reaches that session removes the row.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,6 +26,7 @@ def upgrade() -> None:
         "price_flags",
         sa.Column("ticker", sa.String(16), nullable=False),
         sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("through", sa.Date(), nullable=False),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("ticker", name=op.f("pk_price_flags")),
