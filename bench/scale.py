@@ -1,13 +1,15 @@
 """Backfill throughput on 1 and 2 Dask workers, and the nightly cost per ticker.
 
-    python bench/scale.py [--data DIR] [--tickers 8] [--sessions 120]
+    python bench/scale.py [--data DIR] [--tickers 8] [--sessions 120] [--rounds 3]
 
 Takes the first `--tickers` series of the folder (default: the development series) that end
 on the same date, and backfills their last `--sessions` sessions (all but the very last) on
 a fresh SQLite database each time:
 
 - on a running cluster of 1 and of 2 worker processes (`--dask-address`), TensorFlow
-  already imported in the workers: what the work itself costs, the scaling figure;
+  already imported in the workers: what the work itself costs, the scaling figure; 1 and 2
+  workers alternate for `--rounds` rounds and the medians count, since a shared machine's
+  speed drifts by a third from one minute to the next;
 - with `nightcast backfill --workers 1|2` in a fresh process: what a user waits for from a
   cold start (process, cluster and TensorFlow start included).
 
@@ -23,6 +25,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEV)
     parser.add_argument("--tickers", type=int, default=8)
     parser.add_argument("--sessions", type=int, default=120)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
     import sqlalchemy as sa
@@ -85,24 +89,25 @@ def main(argv: list[str] | None = None) -> int:
             "tickers": ",".join(tickers),
             "history_start": "1990-01-01",
         }
-        seconds, cold, stored = {}, {}, {}
-        for workers in (1, 2):
+        seconds: dict[int, list[float]] = {1: [], 2: []}
+        cold, stored = {}, {}
+        for round_, workers in ((r, w) for r in range(args.rounds) for w in (1, 2)):
             with (
                 LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
                 Client(cluster) as client,
             ):
                 client.run(_warm_up)
-                url = f"sqlite:///{tmp}/warm{workers}.db"
+                url = f"sqlite:///{tmp}/warm{workers}-{round_}.db"
                 upgrade_to_head(url)
                 settings = load_settings(database_url=url, dask_address=cluster.scheduler_address, **common)
                 started = time.perf_counter()
                 report = Cycle(settings, source_for(settings)).run(
                     tickers, kind="backfill", start=start, as_of=end
                 )
-                seconds[workers] = time.perf_counter() - started
+                seconds[workers].append(time.perf_counter() - started)
                 assert report.status == "succeeded", [t.error for t in report.tickers]
             with get_engine(url).connect() as conn:
-                stored[f"warm{workers}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
+                stored[f"warm{workers}-{round_}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
         for workers in (1, 2):
             url = f"sqlite:///{tmp}/cold{workers}.db"
             env = {**os.environ, "NIGHTCAST_DATABASE_URL": url, "NIGHTCAST_HISTORY_START": "1990-01-01"}
@@ -114,20 +119,24 @@ def main(argv: list[str] | None = None) -> int:
             with get_engine(url).connect() as conn:
                 stored[f"cold{workers}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
         nightly = nightcast(env, "run", *cli, "--as-of", str(last))
-    reference = stored["warm1"]
+    reference = stored["warm1-0"]
     identical = all(rows == reference for rows in stored.values())
     sessions = sum(1 for r in reference if r[2] == "naive")
-    efficiency = seconds[1] / (2 * seconds[2])
+    warm = {w: statistics.median(times) for w, times in seconds.items()}
+    efficiency = warm[1] / (2 * warm[2])
     print(f"{len(tickers)} tickers ({','.join(tickers)}), {sessions} as-of sessions {start}..{end}")
-    print(f"running cluster, 1 worker:  {seconds[1]:.1f} s   (ingest, training, writes)")
-    print(f"running cluster, 2 workers: {seconds[2]:.1f} s")
+    for w in (1, 2):
+        rounds = ", ".join(f"{t:.1f}" for t in seconds[w])
+        print(
+            f"running cluster, {w} worker(s): median {warm[w]:.1f} s of {rounds}   (ingest, training, writes)"
+        )
     print(f"cold `backfill --workers 1`: {cold[1]:.1f} s   (process, cluster and TensorFlow start included)")
     print(f"cold `backfill --workers 2`: {cold[2]:.1f} s   (efficiency {cold[1] / (2 * cold[2]):.3f})")
     print(f"nightly `run` of {len(tickers)} tickers for {last}, in-process: {nightly:.1f} s, "
           f"{nightly / len(tickers):.2f} s per ticker (process start included)")  # fmt: skip
     print(
-        f"workers1_s={seconds[1]:.2f} workers2_s={seconds[2]:.2f} efficiency={efficiency:.3f} "
-        f"sessions_per_s={sessions / seconds[2]:.1f} identical={identical}"
+        f"workers1_s={warm[1]:.2f} workers2_s={warm[2]:.2f} efficiency={efficiency:.3f} "
+        f"sessions_per_s={sessions / warm[2]:.1f} identical={identical}"
     )
     return 0
 

@@ -121,7 +121,8 @@ def update_rolling_metrics(
         matured = _matured(conn.execute(_ALL, params).all())
     else:
         before = conn.execute(_BEFORE, params | {"since": since, "limit": 2 * (widest - 1)}).all()
-        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * widest}).all()
+        span = 0 if until is None else max(0, (until - since).days)  # days >= sessions
+        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * (widest + span)}).all()
         matured = _matured([*before[::-1], *after])
     rows = [
         {"ticker": ticker, "date": day, "model": model, "window_days": window}

@@ -1,17 +1,19 @@
-"""The write side of a cycle: what one as-of session produced, stored in one transaction.
+"""The write side of a cycle: what as-of sessions produced, stored in one transaction.
 
 A session's model version, both forecasts and the rolling metrics they touch commit
-together or not at all, on the connection that holds the ticker's claim, checked just
-before the commit (job.claims). So a killed run leaves no half-written night, a rerun
-resumes at the first session without forecasts, and a claim lost mid-run stops the
-ticker before anything more is written.
+together or not at all (with the other sessions of its Dask chunk), on the connection that
+holds the ticker's claim, checked just before the commit (job.claims). So a killed run
+leaves no half-written night, a rerun resumes at the first session without forecasts, and
+a claim lost mid-run stops the ticker before anything more is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
+import sqlalchemy as sa
 
 from job.claims import Claims
 from job.config import Settings
@@ -23,47 +25,55 @@ from job.model.replay import COLUMNS, MODELS, Step
 _COLUMNS = ("predicted_close", *COLUMNS[1:-1], "network_close")  # Step.forecasts as `predictions` names them
 
 
-def save_step(
+def save_steps(
     claims: Claims,
     ticker: str,
-    step: Step,
+    steps: Sequence[Step],
     *,
     parent_id: int | None,
     run_id: int | None,
     settings: Settings,
     forecasts: bool = True,
     last: bool = True,
-) -> int:
-    """Store the session's model version (and, unless `forecasts` is off, its forecasts and
-    the metrics they touch: those after the session only at the `last` one of a run, since
-    each later session writes its own); returns the version id."""
-    conn = claims.conn
+) -> list[int]:
+    """Store consecutive sessions' model versions, each the parent of the next (and, unless
+    `forecasts` is off, their forecasts and the metrics they touch: those after the last
+    session only if it is the `last` one of a run, since each later session writes its
+    own), in one transaction; returns the version ids. A Dask chunk commits at once: per
+    session, commits and metric reads would cost more than the writes themselves, on the
+    process that also schedules the workers."""
+    conn, ids = claims.conn, []
     with conn.begin():
-        version_id = save_version(
-            conn,
-            ticker=ticker,
-            kind=step.kind,
-            parent_id=parent_id,
-            trained_from=step.trained_from,
-            trained_through=step.as_of,
-            fit=step.fit,
-            params=settings.model,
-            keep_artifacts=settings.policy.keep_artifacts,
-        )
-        if forecasts:
-            created = dt.datetime.now(dt.UTC)
-            upsert(
-                conn,
-                predictions,
-                [
-                    {"ticker": ticker, "target_date": step.target, "model": model, "as_of_date": step.as_of,
-                     "model_version_id": version_id if model == "lstm" else None, "run_id": run_id,
-                     "created_at": created}
-                    | {c: None if np.isnan(v) else float(v) for c, v in zip(_COLUMNS, values, strict=True)}
-                    for model, values in zip(MODELS, step.forecasts, strict=True)
-                ],
+        for step in steps:
+            parent_id = save_version(
+                conn, ticker=ticker, kind=step.kind, parent_id=parent_id, trained_from=step.trained_from,
+                trained_through=step.as_of, fit=step.fit, params=settings.model,
+                keep_artifacts=settings.policy.keep_artifacts,
             )  # fmt: skip
-            until = None if last else step.as_of
-            update_rolling_metrics(conn, ticker, settings.metric_windows, since=step.as_of, until=until)
+            ids.append(parent_id)
+            if forecasts:
+                _save_forecasts(conn, ticker, step, parent_id, run_id)
+        if forecasts:
+            first, final = steps[0].as_of, steps[-1].as_of
+            update_rolling_metrics(conn, ticker, settings.metric_windows, since=first, until=final)
+            if last:
+                update_rolling_metrics(conn, ticker, settings.metric_windows, since=final)
         claims.verify(ticker)
-    return version_id
+    return ids
+
+
+def _save_forecasts(
+    conn: sa.Connection, ticker: str, step: Step, version_id: int, run_id: int | None
+) -> None:
+    created = dt.datetime.now(dt.UTC)
+    upsert(
+        conn,
+        predictions,
+        [
+            {"ticker": ticker, "target_date": step.target, "model": model, "as_of_date": step.as_of,
+             "model_version_id": version_id if model == "lstm" else None, "run_id": run_id,
+             "created_at": created}
+            | {c: None if np.isnan(v) else float(v) for c, v in zip(_COLUMNS, values, strict=True)}
+            for model, values in zip(MODELS, step.forecasts, strict=True)
+        ],
+    )  # fmt: skip

@@ -31,7 +31,7 @@ from job.evaluate import RangeSummary, summarize
 from job.executors import DaskExecutor, InProcess
 from job.ingest import IngestOutcome, ingest_many
 from job.model.replay import Step, Task
-from job.persist import save_step
+from job.persist import save_steps
 from job.plan import plan
 from job.runs import finish_run, start_run, utcnow
 from job.sources import PriceSource
@@ -226,10 +226,10 @@ class _Work:
             ticker = result.task.ticker
             report = self.reports[ticker]
             try:
-                for step in result.steps:
+                if result.steps:
                     if self.cycle.stop.is_set():
-                        raise _Stopped(f"{ticker}: stopped at {step.as_of}")
-                    self._persist(ticker, step)
+                        raise _Stopped(f"{ticker}: stopped at {result.steps[0].as_of}")
+                    self._persist(ticker, result.steps)
                 if result.error is not None:
                     raise result.error
             except ClaimLost:
@@ -291,18 +291,19 @@ class _Work:
                 self.last[ticker] = planned.task.sessions[-1].astype(dt.date)
                 yield planned.task
 
-    def _persist(self, ticker: str, step: Step) -> None:
-        if step.warning:
-            log.warning("%s", step.warning)
-        last = step.as_of == self.last[ticker]
-        version_id = save_step(
-            self.claims, ticker, step, parent_id=self.parents[ticker], run_id=self.run_id,
+    def _persist(self, ticker: str, steps: list[Step]) -> None:
+        last = steps[-1].as_of == self.last[ticker]
+        ids = save_steps(
+            self.claims, ticker, steps, parent_id=self.parents[ticker], run_id=self.run_id,
             settings=self.cycle.settings, forecasts=self.kind != "train", last=last,
         )  # fmt: skip
-        self.parents[ticker] = version_id
-        self.reports[ticker].add(step, version_id)
-        log.debug("%s as of %s: %s (%s) -> %s", ticker, step.as_of, step.kind, step.reason, step.target)
-        self.cycle.on_session(ticker, step.as_of)
+        self.parents[ticker] = ids[-1]
+        for step, version_id in zip(steps, ids, strict=True):
+            if step.warning:
+                log.warning("%s", step.warning)
+            self.reports[ticker].add(step, version_id)
+            log.debug("%s as of %s: %s (%s) -> %s", ticker, step.as_of, step.kind, step.reason, step.target)
+            self.cycle.on_session(ticker, step.as_of)
 
     @staticmethod
     def _failed(report: TickerReport, exc: BaseException) -> None:

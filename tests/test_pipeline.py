@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, job_runs
-from job.persist import save_step
+from job.persist import save_steps
 from job.pipeline import Cycle
 from job.sources import source_for
 from tests.conftest import SAMPLE_CSV, tiny_settings
@@ -159,15 +159,15 @@ def test_a_crash_after_the_first_ticker_loses_nothing_and_the_rerun_completes(
 ) -> None:
     folder = _csv_dir(tmp_path, ["AAA", "BBB"], [])
     crashing = cycle(migrated_url, source="csv", csv_path=folder)
-    original = save_step
+    original = save_steps
 
-    def crash_on_second(claims: object, ticker: str, *args: object, **kwargs: object) -> int:
+    def crash_on_second(claims: object, ticker: str, *args: object, **kwargs: object) -> list[int]:
         if ticker == "BBB":
             raise KeyboardInterrupt
         return original(claims, ticker, *args, **kwargs)  # type: ignore[arg-type]
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr("job.pipeline.save_step", crash_on_second)
+        patch.setattr("job.pipeline.save_steps", crash_on_second)
         crashing.run(["AAA", "BBB"], as_of=date(2020, 7, 31))
     assert rows(migrated_url, "SELECT DISTINCT ticker FROM predictions") == [("AAA",)]
     # prices were ingested, and committed, before any model ran: they survive the crash
