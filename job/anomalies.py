@@ -38,6 +38,9 @@ UNIT_STEP = math.log(8.0)
 SPLIT_STEP = math.log(1.8)
 #: How far (log) a split-like step may be from the whole ratio: one session's own move.
 SPLIT_SLACK = 0.15
+#: Only closes at most this far apart make a step (a long weekend, the new year); across a
+#: gap in the data prices may have moved any distance.
+MAX_GAP = dt.timedelta(days=10)
 #: How far (log) the volume's move may be from the price's mirror image.
 VOLUME_TOLERANCE = 0.7
 #: Adj Close / Close outside this range is wrong.
@@ -65,7 +68,7 @@ class Flagged(TickerError):
         ticker: str,
         anomalies: Sequence[Anomaly],
         origin: str | None = None,
-        through: dt.date | None = None,
+        span: tuple[dt.date, dt.date] | None = None,
     ) -> None:
         shown = ", ".join(map(str, anomalies[:4])) + (
             f" and {len(anomalies) - 4} more" if len(anomalies) > 4 else ""
@@ -77,7 +80,7 @@ class Flagged(TickerError):
             "see README 'Flagged tickers'",
         )
         self.anomalies = list(anomalies)
-        self.through = through  # the newest date of the refused batch
+        self.span = span  # from the first anomaly to the last date of the refused batch
 
 
 def _factor(ratio: float) -> str:
@@ -99,7 +102,7 @@ def find_anomalies(
         volume_steps = np.diff(np.log(volume))
     for i in np.flatnonzero(np.abs(steps) >= SPLIT_STEP):
         before, day, step = dates[i], dates[i + 1], float(steps[i])
-        if day in accepted or _already_stored(stored, before, day, step):
+        if day - before > MAX_GAP or day in accepted or _already_stored(stored, before, day, step):
             continue
         size = abs(step)
         mirrored = bool(np.isfinite(volume_steps[i])) and abs(step + volume_steps[i]) <= VOLUME_TOLERANCE

@@ -71,6 +71,7 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     last_session: dt.date | None = None
     updated_rows: int = 0  # stored sessions whose values changed without a revision (e.g. volume)
+    fetched: tuple[dt.date, dt.date] | None = None  # the dates of the bars that came and passed
 
     def summary(self) -> str:
         """One line for people: what landed, whether history was re-based, what was repaired."""
@@ -97,7 +98,7 @@ class IngestOutcome:
     result: IngestResult | None = None
     error: str | None = None
     flagged: bool = False  # the source's bars were refused (kept in `price_flags`)...
-    through: dt.date | None = None  # ...up to this date, where known
+    span: tuple[dt.date, dt.date] | None = None  # ...from and to these dates, where known
 
     @property
     def ok(self) -> bool:
@@ -204,21 +205,27 @@ def _record_flags(
     check: Callable[..., None],
     horizon: Callable[[str], dt.date],
 ) -> None:
-    """Keep `price_flags` in step with this download: a refused ticker in, with the newest
-    refused bar (or the session its download was to reach, `horizon`); out once a passing
-    download reaches that date (not one that stopped short of the refused bars, nor one
-    that fetched nothing new)."""
+    """Keep `price_flags` in step with this download: a refused ticker in, with the dates
+    its refused bars spanned (where unknown, the session its download was to reach,
+    `horizon`); out once a download that passes spans them too (not one that skipped or
+    stopped short of the refused bars, nor one that fetched nothing)."""
     flagged = [o for o in outcomes if o.flagged]
     names = [o.ticker for o in outcomes if o.ok]
     try:
-        query = sa.select(price_flags.c.ticker, price_flags.c.through).where(price_flags.c.ticker.in_(names))
-        held = dict(conn.execute(query).all()) if names else {}
+        query = sa.select(price_flags.c.ticker, price_flags.c.first_date, price_flags.c.last_date)
+        held = (
+            {t: (a, b) for t, a, b in conn.execute(query.where(price_flags.c.ticker.in_(names)))}
+            if names
+            else {}
+        )
         cleared = [
             o.ticker
             for o in outcomes
             if o.ticker in held
             and o.result is not None
-            and (o.result.last_session or dt.date.min) >= held[o.ticker]
+            and o.result.fetched is not None
+            and o.result.fetched[0] <= held[o.ticker][0]
+            and o.result.fetched[1] >= held[o.ticker][1]
         ]
         if cleared:
             conn.execute(sa.delete(price_flags).where(price_flags.c.ticker.in_(cleared)))
@@ -226,8 +233,9 @@ def _record_flags(
             conn,
             price_flags,
             [
-                {"ticker": o.ticker, "detected_at": now, "through": o.through or horizon(o.ticker),
-                 "source": source, "message": o.error}
+                {"ticker": o.ticker, "detected_at": now, "source": source, "message": o.error,
+                 "first_date": (o.span or (horizon(o.ticker),) * 2)[0],
+                 "last_date": (o.span or (horizon(o.ticker),) * 2)[1]}
                 for o in flagged
             ],
         )  # fmt: skip
@@ -246,7 +254,7 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
         raise  # not this ticker's problem: this process may write nothing more
     except (ValidationError, Flagged) as exc:
         log.debug("%s", exc)
-        return IngestOutcome(ticker, error=str(exc), flagged=True, through=exc.through)
+        return IngestOutcome(ticker, error=str(exc), flagged=True, span=exc.span)
     except TickerError as exc:
         log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
         return IngestOutcome(ticker, error=str(exc))
@@ -325,6 +333,7 @@ def _prepare(
     result.new_rows = sum(1 for d in changed.dates if d not in stored) if stored else len(changed)
     result.updated_rows = len(changed) - result.new_rows
     result.last_session = max(d for d in (stored_last, last) if d is not None)
+    result.fetched = (first, last)
     return result, _Pending(ticker, changed, fresh=stored_last is None) if len(changed) else None
 
 
@@ -371,7 +380,7 @@ def _check_anomalies(
         batch = Bars(np.r_[around.dates, batch.dates][order], np.vstack([around.values, batch.values])[order])
     anomalies = find_anomalies(batch, stored, accept)
     if anomalies:
-        raise Flagged(ticker, anomalies, origin, last)
+        raise Flagged(ticker, anomalies, origin, (anomalies[0].date, last))
 
 
 Stored = dict[dt.date, tuple[float, ...]]
@@ -487,7 +496,7 @@ def _reload(
     everything_before = _stored(conn, ticker, first_stored, None)
     anomalies = find_anomalies(full, everything_before, accept)
     if anomalies:
-        raise Flagged(ticker, anomalies, origin, full.dates[-1])
+        raise Flagged(ticker, anomalies, origin, (anomalies[0].date, full.dates[-1]))
 
     _, new, old, common = _overlap(full, everything_before)
     prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]
@@ -540,6 +549,7 @@ def _reload(
     result.new_rows = sum(1 for d in full.dates if d not in everything_before)
     result.updated_rows = len(changed_dates)
     result.last_session = full.dates[-1]
+    result.fetched = (full.dates[0], full.dates[-1])
     log.warning("%s: source history re-based (factor %.6g), reloaded", ticker, factor)
     return result
 

@@ -73,7 +73,11 @@ class ValidationError(TickerError):
     """A batch that must not be stored; the message shows the first problems on one line."""
 
     def __init__(
-        self, ticker: str, problems: list[Problem], origin: str | None = None, through: dt.date | None = None
+        self,
+        ticker: str,
+        problems: list[Problem],
+        origin: str | None = None,
+        span: tuple[dt.date, dt.date] | None = None,
     ) -> None:
         shown = "; ".join(str(p).removeprefix(f"{ticker} ") for p in problems[:SHOWN])
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
@@ -81,7 +85,7 @@ class ValidationError(TickerError):
         super().__init__(ticker, f"{where}rejected {shown}{more}")
         self.problems = problems
         self.origin = origin
-        self.through = through  # the newest date of the refused batch, where known
+        self.span = span  # the first and last date of the refused batch, where known
 
 
 @dataclass
@@ -116,7 +120,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         problems.append(Problem(ticker, f"row {i + 1}", UNPARSEABLE_DATE, _label(dates[i])))
 
     good = list(dates[is_date])
-    through = max(good, default=None)
+    span = (min(good), max(good)) if good else None
     if good:
         unique = set(good)
         if len(unique) != len(good):
@@ -129,7 +133,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
 
     problems += _value_problems(ticker, dates, values)
     if problems:
-        raise ValidationError(ticker, problems, origin, through)
+        raise ValidationError(ticker, problems, origin, span)
 
     warnings: list[str] = []
     o, h, l, c = (bars.column(name) for name in ("open", "high", "low", "close"))  # noqa: E741

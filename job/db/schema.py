@@ -150,7 +150,8 @@ price_flags = sa.Table(
     metadata,
     sa.Column("ticker", Ticker, primary_key=True),
     sa.Column("detected_at", Stamp, nullable=False),
-    sa.Column("through", sa.Date, nullable=False),
+    sa.Column("first_date", sa.Date, nullable=False),
+    sa.Column("last_date", sa.Date, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
 )

@@ -2,8 +2,8 @@
 
 One row per ticker while its newest bars from the source are refused (invalid values, or a
 step that a unit or split error explains; job.anomalies): the one-line reason, when, from
-which source, and the last session the refused download was to reach (`through`). A later
-download that passes and reaches that session removes the row.
+which source, and the dates the refused bars spanned. A later download that passes and
+spans those dates removes the row.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,7 +26,8 @@ def upgrade() -> None:
         "price_flags",
         sa.Column("ticker", sa.String(16), nullable=False),
         sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("through", sa.Date(), nullable=False),
+        sa.Column("first_date", sa.Date(), nullable=False),
+        sa.Column("last_date", sa.Date(), nullable=False),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("ticker", name=op.f("pk_price_flags")),
