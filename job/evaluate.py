@@ -7,7 +7,7 @@ nightcast reports are computed from the same rows, with the same formulas (job.s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -103,17 +103,25 @@ def _as_date(value: date | str) -> date:
 
 
 def update_rolling_metrics(
-    conn: sa.Connection, ticker: str, windows: list[int], since: date | None, until: date | None = None
+    conn: sa.Connection,
+    ticker: str,
+    windows: list[int],
+    since: date | None,
+    until: date | None = None,
+    *,
+    only: Collection[date] | None = None,
+    reach: date | None = None,
 ) -> int:
-    """Write the rolling-metric rows that forecasts maturing on or after `since` touch (up to
-    `until`, when a later session will write the rest).
+    """Write the rolling-metric rows that forecasts maturing on or after `since` touch: up
+    to `until` (and of the dates in `only`), when later sessions write the rest; else all
+    that forecasts made up to `reach` (default: `since`) touch.
 
     The row of date d summarizes the last `window` matured forecasts with target <= d, so a
     forecast with target s changes the rows of s and of the next `max(windows) - 1` matured
-    targets, and no other. A night (since = tonight's session) writes one date; a backfill
-    that fills sessions before forecasts already stored rewrites, at its last session, the
-    later rows its forecasts reach, so they never go stale. `since=None` redoes the whole
-    ticker (after a price revision re-based it). Returns the number of rows written.
+    targets, and no other. A night (since = tonight's session) writes its own date; the end
+    of a backfill that fills sessions before forecasts already stored rewrites the later
+    rows its forecasts reach, so they never go stale. `since=None` redoes the whole ticker
+    (after a price revision re-based it). Returns the number of rows written.
     """
     widest = max(windows)
     params = {"ticker": ticker}
@@ -121,14 +129,17 @@ def update_rolling_metrics(
         matured = _matured(conn.execute(_ALL, params).all())
     else:
         before = conn.execute(_BEFORE, params | {"since": since, "limit": 2 * (widest - 1)}).all()
-        span = 0 if until is None else max(0, (until - since).days)  # days >= sessions
-        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * (widest + span)}).all()
+        span = max(0, ((until or reach or since) - since).days)  # calendar days >= sessions
+        # The forecast made at the last session targets the session after it: one more.
+        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * (widest + 1 + span)}).all()
         matured = _matured([*before[::-1], *after])
     rows = [
         {"ticker": ticker, "date": day, "model": model, "window_days": window}
         | matured.stats(slice(max(0, i - window + 1), i + 1), model)
         for i, day in enumerate(matured.targets)
-        if (since is None or day >= since) and (until is None or day <= until)
+        if (since is None or day >= since)
+        and (until is None or day <= until)
+        and (only is None or day in only)
         for window in windows
         for model in MODELS
     ]

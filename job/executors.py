@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 #: Sessions per Dask task: a retrain period, so that a chunk costs about one training.
 CHUNK_SESSIONS = 20
-#: Tickers in flight per worker. Their chunks run breadth first (every ticker's first
-#: chunk before anyone's second), so the tickers in flight finish together instead of one
-#: long chain running alone at the end while the other workers idle.
+#: Tickers in flight per worker. A chunk's priority is the sessions its ticker has left:
+#: the ticker with the most work left goes first (critical path), so the tickers in flight
+#: finish together instead of one long chain running alone at the end while the other
+#: workers idle, and no ticker starves behind newcomers.
 SLOTS_PER_WORKER = 4
 
 
@@ -113,8 +114,9 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
             task = next(pending, None)
             if task is None:
                 return False
-            ticker = Ticker(task, self._chunks(task))
-            for index, future in enumerate(ticker.futures):
+            futures = self._chunks(task)
+            ticker = Ticker(task, len(futures))
+            for index, future in enumerate(futures):
                 chunk_of[future] = (ticker, index)
                 finished.add(future)
             return True
@@ -135,10 +137,12 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
         """One future per chunk of CHUNK_SESSIONS sessions, each fed the state of the last."""
         client, futures = self._client, []
         state: Any = task.state
-        for index, lo in enumerate(range(0, len(task.sessions), CHUNK_SESSIONS)):
-            chunk = task.chunk(lo, lo + CHUNK_SESSIONS)
-            future = client.submit(replay_all, chunk, state, pure=False, priority=-index)
-            state = client.submit(_state_of, future, pure=False, priority=-index)
+        for lo in range(0, len(task.sessions), CHUNK_SESSIONS):
+            left = len(task.sessions) - lo
+            future = client.submit(
+                replay_all, task.chunk(lo, lo + CHUNK_SESSIONS), state, pure=False, priority=left
+            )
+            state = client.submit(_state_of, future, pure=False, priority=left)
             futures.append(future)
         return futures
 
@@ -148,7 +152,7 @@ class Ticker:
     """One ticker's chunks on the cluster, released to the caller strictly in order."""
 
     task: Task
-    futures: list[Any]
+    chunks: int  # no futures kept: each chunk's results are let go once yielded
     next_index: int = 0
     ready: dict[int, Any] = field(default_factory=dict)
     failed: bool = False
@@ -164,7 +168,7 @@ class Ticker:
         while self.next_index in self.ready:
             steps, _ = self.ready.pop(self.next_index).result()
             self.next_index += 1
-            yield Result(self.task, steps, done=self.next_index == len(self.futures))
+            yield Result(self.task, steps, done=self.next_index == self.chunks)
 
 
 def _warm_up() -> None:

@@ -34,14 +34,15 @@ def save_steps(
     run_id: int | None,
     settings: Settings,
     forecasts: bool = True,
-    last: bool = True,
+    run_first: dt.date | None = None,
 ) -> list[int]:
     """Store consecutive sessions' model versions, each the parent of the next (and, unless
-    `forecasts` is off, their forecasts and the metrics they touch: those after the last
-    session only if it is the `last` one of a run, since each later session writes its
-    own), in one transaction; returns the version ids. A Dask chunk commits at once: per
-    session, commits and metric reads would cost more than the writes themselves, on the
-    process that also schedules the workers."""
+    `forecasts` is off, their forecasts and the metrics rows of their own dates), in one
+    transaction; returns the version ids. `run_first`, given with a run's last sessions:
+    the run's first session, from which every metrics row is then rewritten, those its
+    forecasts reach beyond its sessions and inside gaps it filled included. A Dask chunk
+    commits at once: per session, commits and metric reads would cost more than the writes
+    themselves, on the process that also schedules the workers."""
     conn, ids = claims.conn, []
     with conn.begin():
         for step in steps:
@@ -54,10 +55,12 @@ def save_steps(
             if forecasts:
                 _save_forecasts(conn, ticker, step, parent_id, run_id)
         if forecasts:
-            first, final = steps[0].as_of, steps[-1].as_of
-            update_rolling_metrics(conn, ticker, settings.metric_windows, since=first, until=final)
-            if last:
-                update_rolling_metrics(conn, ticker, settings.metric_windows, since=final)
+            windows, own = settings.metric_windows, {step.as_of for step in steps}
+            update_rolling_metrics(
+                conn, ticker, windows, since=steps[0].as_of, until=steps[-1].as_of, only=own
+            )
+            if run_first is not None:
+                update_rolling_metrics(conn, ticker, windows, since=run_first, reach=steps[-1].as_of)
         claims.verify(ticker)
     return ids
 

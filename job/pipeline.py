@@ -218,6 +218,7 @@ class _Work:
     start: dt.date | None
     reports: dict[str, TickerReport]
     parents: dict[str, int | None] = field(default_factory=dict)  # the version each next one updates
+    first: dict[str, dt.date] = field(default_factory=dict)  # the first session planned per ticker
     last: dict[str, dt.date] = field(default_factory=dict)  # the last session planned per ticker
 
     def tickers(self, tickers: list[str]) -> None:
@@ -225,6 +226,10 @@ class _Work:
         for result in self.executor.run(self._plans(ready)):
             ticker = result.task.ticker
             report = self.reports[ticker]
+            if report.status != "ok":  # failed earlier: storing later sessions would leave a hole
+                if result.done:
+                    self.claims.release(ticker)
+                continue
             try:
                 if result.steps:
                     if self.cycle.stop.is_set():
@@ -241,10 +246,15 @@ class _Work:
                 self._failed(report, exc)
             if result.done:
                 self.claims.release(ticker)
-        if self.cycle.stop.is_set():  # tickers the stop left untouched
+        if self.cycle.stop.is_set():  # tickers the stop left untouched or unfinished
             for ticker in ready:
-                if self.reports[ticker].status == "ok" and not self.reports[ticker].sessions:
-                    self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
+                report = self.reports[ticker]
+                planned = self.last.get(ticker)
+                if report.status == "ok" and planned and report.last_as_of != planned.isoformat():
+                    done = f" after {report.last_as_of}" if report.last_as_of else ""
+                    report.fail("stopped", f"{ticker}: stop requested{done}")
+                elif report.status == "ok" and not report.sessions and ticker not in self.last:
+                    report.fail("stopped", f"{ticker}: stop requested")
 
     def _ingest(self, tickers: list[str]) -> list[str]:
         settings = self.cycle.settings
@@ -288,6 +298,7 @@ class _Work:
             self.cycle.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
             if planned is not None:
                 self.parents[ticker] = planned.parent_id
+                self.first[ticker] = planned.task.sessions[0].astype(dt.date)
                 self.last[ticker] = planned.task.sessions[-1].astype(dt.date)
                 yield planned.task
 
@@ -295,7 +306,8 @@ class _Work:
         last = steps[-1].as_of == self.last[ticker]
         ids = save_steps(
             self.claims, ticker, steps, parent_id=self.parents[ticker], run_id=self.run_id,
-            settings=self.cycle.settings, forecasts=self.kind != "train", last=last,
+            settings=self.cycle.settings, forecasts=self.kind != "train",
+            run_first=self.first[ticker] if last else None,
         )  # fmt: skip
         self.parents[ticker] = ids[-1]
         for step, version_id in zip(steps, ids, strict=True):

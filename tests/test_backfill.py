@@ -281,3 +281,22 @@ def test_a_backfill_before_a_nightly_forecast_leaves_metrics_and_status_consiste
     capsys.readouterr()
     assert main(["status", "--database-url", migrated_url]) == 0
     assert f"model:    #{nightly[0][0]} retrain, trained through 2020-07-31" in capsys.readouterr().out
+
+
+def test_a_backfill_around_stored_forecasts_leaves_metrics_as_a_full_recompute(
+    migrated_url: str, make_db, sample_folder: Path, tiny_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backfill mid-April first, then March to May around it: every metrics row the second
+    run's forecasts reach, inside the stored stretch and one session past its end included,
+    equals what recomputing the whole ticker from its stored forecasts gives."""
+    monkeypatch.setenv("NIGHTCAST_METRIC_WINDOWS", "5")
+    inner = [*backfill_args(migrated_url, sample_folder, end=date(2020, 4, 15))]
+    inner[inner.index("--start") + 1] = "2020-04-01"
+    assert main(inner) == 0
+    outer = [*backfill_args(migrated_url, sample_folder, end=date(2020, 5, 15))]
+    outer[outer.index("--start") + 1] = "2020-03-02"
+    assert main(outer) == 0
+    stored = rows(migrated_url, METRICS)
+    with get_engine(migrated_url).begin() as conn:
+        update_rolling_metrics(conn, "TSLA", [5], since=None)
+    assert rows(migrated_url, METRICS) == stored

@@ -180,3 +180,29 @@ def test_a_crash_after_the_first_ticker_loses_nothing_and_the_rerun_completes(
     assert report.status == "succeeded"
     assert [t.sessions for t in report.tickers] == [0, 1]
     assert [r for r in rows(migrated_url, PREDICTIONS) if r[0] == "AAA"] == kept
+
+
+def test_a_session_that_fails_to_store_stops_its_ticker_without_a_hole(
+    migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write failing mid-ticker fails that ticker; its later sessions are not stored after
+    the gap, so a rerun resumes exactly at the failed session."""
+    folder = _csv_dir(tmp_path, ["AAA"], [])
+    calls = {"n": 0}
+
+    def fail_third(claims: object, ticker: str, *args: object, **kwargs: object) -> list[int]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return save_steps(claims, ticker, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("job.pipeline.save_steps", fail_third)
+    report = cycle(migrated_url, source="csv", csv_path=folder).run(
+        ["AAA"], kind="backfill", start=date(2020, 7, 20), as_of=date(2020, 7, 31)
+    )
+    assert report.tickers[0].status == "failed" and "disk full" in (report.tickers[0].error or "")
+    as_of = [
+        r[0]
+        for r in rows(migrated_url, "SELECT as_of_date FROM predictions WHERE model = 'naive' ORDER BY 1")
+    ]
+    assert [str(d) for d in as_of] == ["2020-07-17", "2020-07-20"]
