@@ -351,7 +351,8 @@ def ingest(
         list[str] | None,
         typer.Option(
             "--accept",
-            help="A flagged date (YYYY-MM-DD) whose step is real: store it anyway. Repeatable.",
+            metavar="YYYY-MM-DD",
+            help="A flagged date whose step is real: store it anyway. Repeatable.",
             show_default=False,
         ),
     ] = None,

@@ -229,16 +229,12 @@ def _record_flags(
         ]
         if cleared:
             conn.execute(sa.delete(price_flags).where(price_flags.c.ticker.in_(cleared)))
-        upsert(
-            conn,
-            price_flags,
-            [
-                {"ticker": o.ticker, "detected_at": now, "source": source, "message": o.error,
-                 "first_date": (o.span or (horizon(o.ticker),) * 2)[0],
-                 "last_date": (o.span or (horizon(o.ticker),) * 2)[1]}
-                for o in flagged
-            ],
-        )  # fmt: skip
+        rows = []
+        for o in flagged:
+            first, last = o.span or (horizon(o.ticker),) * 2
+            rows.append({"ticker": o.ticker, "detected_at": now, "source": source, "message": o.error,
+                         "first_date": first, "last_date": last})  # fmt: skip
+        upsert(conn, price_flags, rows)
         check(*cleared, *(o.ticker for o in flagged))
         conn.commit()
     except BaseException:
@@ -375,7 +371,7 @@ def _check_anomalies(
     first, last = batch.dates[0], batch.dates[-1]
     if stored_last is not None and (first not in stored or (last not in stored and last < stored_last)):
         around = read_bars_around(conn, ticker, first, last)
-        stored = {**stored, **dict(zip(around.dates, map(tuple, around.values.tolist()), strict=True))}
+        stored = {**stored, **_as_stored(around)}
         order = np.argsort(np.r_[around.dates, batch.dates].astype("datetime64[D]"), kind="stable")
         batch = Bars(np.r_[around.dates, batch.dates][order], np.vstack([around.values, batch.values])[order])
     anomalies = find_anomalies(batch, stored, accept)
@@ -392,7 +388,10 @@ def _stored(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date | No
     Plain tuples, not a DataFrame: the nightly compare is ~10 rows, where pandas overhead
     would dominate the whole append.
     """
-    bars = read_bars(conn, ticker, first, last or dt.date.max)
+    return _as_stored(read_bars(conn, ticker, first, last or dt.date.max))
+
+
+def _as_stored(bars: Bars) -> Stored:
     return dict(zip(bars.dates, map(tuple, bars.values.tolist()), strict=True))
 
 
