@@ -3,7 +3,7 @@
     python bench/intervals.py [--data DIR] [--sessions 250] [--workers 2] [--tickers A,B]
 
 For each `TICKER.csv` in the folder (default: the 25 development series), replays its last
-`--sessions` as-of sessions through the compute stage itself (job.model.replay, the default
+`--sessions` as-of sessions through the compute stage itself (job.compute, the default
 model and policy, no database), on `--workers` Dask worker processes. Prints per ticker the
 RMSE ratio to naive of the network alone and of the stored (guarded) LSTM forecast, the
 share of sessions where the LSTM forecast moved off the last close, the Diebold-Mariano
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from job.model.replay import Task
+    from job.compute import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -34,8 +34,8 @@ DEV = ROOT.parent / "shared" / "data" / "dev"
 
 def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
     from job.calendar import get_sessions
+    from job.compute import State, Task
     from job.config import ModelParams, RetrainPolicy
-    from job.model.replay import State, Task
     from job.sources import CsvSource
 
     calendar = get_sessions("XNYS")

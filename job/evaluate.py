@@ -16,9 +16,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from job import scores
+from job.compute import MODELS
 from job.db import rolling_metrics, upsert
 from job.db.schema import prediction_errors as errors_view
-from job.model.replay import MODELS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Where the compute stage runs: in this process (the default), or on Dask workers.
 
-An executor takes tasks (job.model.replay.Task: arrays in, arrays out) and yields what they
+An executor takes tasks (job.compute.Task: arrays in, arrays out) and yields what they
 produced, as it is produced, for the caller to persist. Workers never see the database: the
 process that reads and writes the tables stays the only one connected to it.
 
@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from job.model.replay import State, Step, Task, replay, replay_all
+from job.compute import State, Step, Task, replay, replay_all
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import numpy as np
 import sqlalchemy as sa
 
 from job.claims import Claims
+from job.compute import COLUMNS, MODELS, Step
 from job.config import Settings
 from job.db import predictions, upsert
 from job.db.versions import save_version
 from job.evaluate import update_rolling_metrics
-from job.model.replay import COLUMNS, MODELS, Step
 
 _COLUMNS = ("predicted_close", *COLUMNS[1:-1], "network_close")  # Step.forecasts as `predictions` names them
 

@@ -4,7 +4,7 @@
    `nightcast ingest` runs), each ticker committed on its own: prices survive a failing
    model, and no download happens inside a transaction.
 2. Compute: per ticker, `job.plan` reads what its sessions need into a task of arrays, and
-   an executor (this process, or Dask workers) replays it (`job.model.replay`).
+   an executor (this process, or Dask workers) replays it (`job.compute`).
 3. Persist: each as-of session's results commit on their own (`job.persist`), on the
    connection holding the ticker's claim (`job.claims`).
 
@@ -24,13 +24,13 @@ from typing import Literal
 
 from job.calendar import Calendars
 from job.claims import Claims
+from job.compute import Step, Task
 from job.config import Settings
 from job.db.migrate import require_current
 from job.errors import ClaimLost, NightcastError, TickerError, one_line
 from job.evaluate import RangeSummary, summarize
 from job.executors import DaskExecutor, InProcess
 from job.ingest import IngestOutcome, ingest_many
-from job.model.replay import Step, Task
 from job.persist import save_steps
 from job.plan import plan
 from job.runs import finish_run, start_run, utcnow

@@ -18,13 +18,13 @@ import sqlalchemy as sa
 
 from job import intervals
 from job.calendar import Sessions
+from job.compute import COLUMNS, MODELS, Recent, State, Task, lookback
 from job.config import Settings
 from job.db import predictions, price_revisions
 from job.db.bars import read_bars
 from job.db.versions import load_latest
 from job.errors import TickerError
 from job.model import ArtifactError
-from job.model.replay import COLUMNS, MODELS, Recent, State, Task, lookback
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def plan(
         return None
     first = todo[0].astype(dt.date)
     state, parent_id = _state(conn, ticker, first, settings)
-    # The compute stage reads fixed spans back from each session (job.model.replay.lookback):
+    # The compute stage reads fixed spans back from each session (job.compute.lookback):
     # with at least those, its results do not depend on where the arrays start.
     keep = [int(np.searchsorted(dates, todo[0])) - lookback(settings.model)]
     if state.last_retrain is not None:

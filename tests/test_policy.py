@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from job.config import RetrainPolicy
-from job.model.policy import Decision, decide
+from job.policy import Decision, decide
 
 POLICY = RetrainPolicy(retrain_every=20, skill_threshold=1.1)
 

@@ -11,7 +11,7 @@ returns on the chronological validation tail (which the weights never trained on
 ends at the as-of session), clipped to [0, 1], and 0 unless its t-statistic reaches
 MIN_T_STAT. k = 0 is exactly the naive forecast. Updates keep k (they have no held-out data
 to refit it on). A validation tail is one sample, retrained on every few weeks: the compute
-stage (job.model.replay) applies k only while the network's own live forecasts beat naive's.
+stage (job.compute) applies k only while the network's own live forecasts beat naive's.
 
 The validation tail also gives the model's first out-of-sample errors (`calibration`), which
 its prediction intervals start from before live errors exist (job.intervals).

@@ -1,13 +1,11 @@
-"""The Keras network: stock layers and an Adam optimizer to train it.
+"""The Keras network: stock layers and Adam, and the training loops around them.
 
-Weights are a tuple of numpy arrays (Keras' `get_weights` order) everywhere but inside a
-training call; forecasts run in numpy (job.model.lstm). A backfill trains hundreds of
-times, while building a model and tracing its training step costs about a second and a
-step a few milliseconds: so one model, one Adam and one traced step per architecture serve
-every training of the process, each training starting them from its given weights with a
-fresh optimizer (its result depends on its inputs only). `train_tutorial` is the `seed`
-preset, the tutorial as written; `save_keras` writes a real `.keras` file with Keras' own
-saving.
+Weights are a tuple of numpy arrays (Keras' `get_weights` order) outside a training call;
+forecasts run in numpy (job.model.lstm). A backfill trains hundreds of times, and building
+a model and tracing its step costs about a second: so one model, Adam and traced step per
+architecture serve every training of a process, each starting from its given weights with
+fresh optimizer state (its result depends on its inputs only). `train_tutorial` is the
+`seed` preset as the tutorial wrote it; `save_keras` writes a `.keras` file with Keras' saving.
 
 TensorFlow is imported on first use, quietly, with oneDNN's reordered float sums off and one
 thread per pool: tiny ops gain nothing from more, and with more a float result would depend
@@ -84,12 +82,7 @@ def initial_weights(spec: Spec, seed: int) -> Weights:
 
 
 class _Trainer:
-    """One model, Adam and training step for an architecture; a lock serializes use.
-
-    The step, the reset and the read-out are each traced once (concrete functions, fixed
-    signatures): called op by op, resetting the two dozen variables of model and optimizer
-    cost more than a nightly update's training steps.
-    """
+    """One model, Adam and traced training step for an architecture; a lock serializes use."""
 
     def __init__(self, spec: Spec) -> None:
         keras = load_keras()
@@ -97,42 +90,36 @@ class _Trainer:
 
         self.lock = threading.Lock()
         self.model = build_model(spec, unroll=True)
-        optimizer = keras.optimizers.Adam()
-        weights = [v.value for v in self.model.trainable_variables]  # the tf.Variable behind each
-        optimizer.build(self.model.trainable_variables)
-        moments = [v.value for v in optimizer.variables if v is not optimizer.learning_rate]
+        self.optimizer = keras.optimizers.Adam()
+        self.optimizer.build(self.model.trainable_variables)
 
+        @tf.function(input_signature=[tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])])
         def step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.square(self.model(x[:, :, None], training=True)[:, 0] - y))
             grads = tape.gradient(loss, self.model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
             return loss
 
-        def start(values: list[Any], learning_rate: Any) -> None:
-            for variable, value in zip(weights, values, strict=True):
+        shapes = [tf.TensorSpec(w.shape) for w in self.model.weights]
+
+        @tf.function(input_signature=[shapes, tf.TensorSpec([])])
+        def start(weights: list[Any], learning_rate: Any) -> None:
+            for variable, value in zip(self.model.weights, weights, strict=True):
                 variable.assign(value)
-            for variable in moments:  # Adam's moments and its step count
+            for variable in self.optimizer.variables:  # Adam's moments and step count
                 variable.assign(tf.zeros_like(variable))
-            optimizer.learning_rate.assign(learning_rate)
+            self.optimizer.learning_rate.assign(learning_rate)
 
-        def read() -> list[Any]:
-            return [tf.identity(v) for v in weights]
-
-        self._step = tf.function(step).get_concrete_function(
-            tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])
-        )
-        self._start = tf.function(start).get_concrete_function(
-            [tf.TensorSpec(v.shape, v.dtype) for v in weights], tf.TensorSpec([])
-        )
-        self._read = tf.function(read).get_concrete_function()
+        self._step, self._start = step, start
 
     def start(self, weights: Weights, learning_rate: float) -> None:
-        """From `weights`, with a fresh optimizer: zero moments and step count."""
+        """From `weights`, with a fresh optimizer (traced: a dozen eager assignments cost as
+        much as a nightly update's training steps)."""
         self._start(list(weights), np.float32(learning_rate))
 
     def weights(self) -> Weights:
-        return tuple(t.numpy() for t in self._read())
+        return tuple(self.model.get_weights())
 
     def epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int) -> float:
         """One pass of shuffled mini-batches; the mean batch loss (Keras' convention)."""
@@ -173,13 +160,13 @@ def train_loop(
             loss = float("nan")
             for _ in range(max_epochs):
                 loss = trainer.epoch(x32, y32, rng.permutation(len(y32)), batch_size)
-            return TrainResult(tuple(trainer.weights()), max_epochs, loss, None)
+            return TrainResult(trainer.weights(), max_epochs, loss, None)
         xv, yv = np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)
         best: TrainResult | None = None  # validation loss via `predict`: the forward of record
         best_val, stale, epoch = float("inf"), 0, 0
         for epoch in range(1, max_epochs + 1):
             loss = trainer.epoch(x32, y32, rng.permutation(len(y32)), batch_size)
-            current = tuple(trainer.weights())
+            current = trainer.weights()
             val_loss = float(np.mean(np.square(predict(current, xv) - yv)))
             if best is None or val_loss < best_val:
                 best, best_val, stale = TrainResult(current, epoch, loss, val_loss), val_loss, 0

@@ -1,6 +1,6 @@
 """The compute stage: one ticker's sessions replayed on plain arrays.
 
-Per as-of session: retrain or fine-tune (job.model.policy), fit, forecast the next close
+Per as-of session: retrain or fine-tune (job.policy), fit, forecast the next close
 with the LSTM and the naive model, put prediction intervals around both (job.intervals),
 and yield that with the state after it. Arrays, dates and frozen dataclasses go in and
 out, never a database or Keras object: the same call runs in-process or on Dask workers,
@@ -21,7 +21,7 @@ from job import intervals
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.model.core import Fit, Forecaster, train, update
-from job.model.policy import Decision, decide
+from job.policy import Decision, decide
 from job.scores import dm_pvalue, rmse
 
 MODELS = ("lstm", "naive")

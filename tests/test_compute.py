@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from job.calendar import get_sessions
+from job.compute import State, Task, replay, replay_all
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
-from job.model.replay import State, Task, replay, replay_all
 from job.scores import rmse
 from job.sources import SampleSource
 from tests.conftest import TINY_MODEL
