@@ -2,7 +2,7 @@
 
 Weights are a tuple of numpy arrays (Keras' `get_weights` order) outside a training call;
 forecasts run in numpy (job.model.lstm). A backfill trains hundreds of times, and building
-a model and tracing its step costs about a second: so one model, Adam and traced step per
+a model and tracing its step costs more than most trainings: so one model, Adam and traced step per
 architecture serve every training of a process, each starting from its given weights with
 fresh optimizer state (its result depends on its inputs only). `train_tutorial` is the
 `seed` preset as the tutorial wrote it; `save_keras` writes a `.keras` file with Keras' saving.
@@ -114,8 +114,8 @@ class _Trainer:
         self._step, self._start = step, start
 
     def start(self, weights: Weights, learning_rate: float) -> None:
-        """From `weights`, with a fresh optimizer (traced: a dozen eager assignments cost as
-        much as a nightly update's training steps)."""
+        """From `weights`, with a fresh optimizer. Traced: two dozen assignments, one eager op
+        at a time, would cost about half of a nightly update."""
         self._start(list(weights), np.float32(learning_rate))
 
     def weights(self) -> Weights:
