@@ -44,9 +44,9 @@ def test_one_session_before_the_schedule_is_still_an_update() -> None:
     assert _decide(sessions_since_retrain=19).kind == "update"
 
 
-def test_importing_the_policy_does_not_import_tensorflow() -> None:
+def test_importing_the_policy_or_the_model_does_not_import_tensorflow() -> None:
     import subprocess
 
-    code = "import sys, job.model; print(any(m in sys.modules for m in ('tensorflow', 'keras')))"
+    code = "import sys, job.policy, job.model; print(any(m in sys.modules for m in ('tensorflow', 'keras')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

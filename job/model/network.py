@@ -1,11 +1,12 @@
-"""The Keras network: stock layers and Adam, and the training loops around them.
+"""The Keras network: stock layers and Adam, and how they are trained (`train_loop`).
 
 Weights are a tuple of numpy arrays (Keras' `get_weights` order) outside a training call;
-forecasts run in numpy (job.model.lstm). A backfill trains hundreds of times, and building
-a model and tracing its step costs more than most trainings: so one model, Adam and traced step per
-architecture serve every training of a process, each starting from its given weights with
-fresh optimizer state (its result depends on its inputs only). `train_tutorial` is the
-`seed` preset as the tutorial wrote it; `save_keras` writes a `.keras` file with Keras' saving.
+forecasts run in numpy (job.model.lstm). A backfill trains hundreds of times, and building a
+model and tracing its step costs more than most trainings: so one model, Adam and traced
+step per architecture serve every training of a process, each starting from its given
+weights with fresh optimizer state (its result depends on its inputs only).
+`train_tutorial` is the `seed` preset as the tutorial wrote it; `save_keras` writes a
+`.keras` file with Keras' own saving.
 
 TensorFlow is imported on first use, quietly, with oneDNN's reordered float sums off and one
 thread per pool: tiny ops gain nothing from more, and with more a float result would depend
@@ -107,15 +108,15 @@ class _Trainer:
         def start(weights: list[Any], learning_rate: Any) -> None:
             for variable, value in zip(self.model.weights, weights, strict=True):
                 variable.assign(value)
-            for variable in self.optimizer.variables:  # Adam's moments and step count
+            for variable in self.optimizer.variables:  # moments, step count and learning rate
                 variable.assign(tf.zeros_like(variable))
-            self.optimizer.learning_rate.assign(learning_rate)
+            self.optimizer.learning_rate.assign(learning_rate)  # after its zeroing: same variable
 
         self._step, self._start = step, start
 
     def start(self, weights: Weights, learning_rate: float) -> None:
-        """From `weights`, with a fresh optimizer. Traced: two dozen assignments, one eager op
-        at a time, would cost about half of a nightly update."""
+        """From `weights`, with a fresh optimizer. Traced: its thirty-odd assignments, one
+        eager op at a time, would cost a good share of a nightly update."""
         self._start(list(weights), np.float32(learning_rate))
 
     def weights(self) -> Weights:
