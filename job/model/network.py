@@ -112,7 +112,8 @@ class _Trainer:
                 variable.assign(tf.zeros_like(variable))
             self.optimizer.learning_rate.assign(learning_rate)  # after its zeroing: same variable
 
-        self._step, self._start = step, start
+        # Their concrete functions: called directly, no argument matching on every step.
+        self._step, self._start = step.get_concrete_function(), start.get_concrete_function()
 
     def start(self, weights: Weights, learning_rate: float) -> None:
         """From `weights`, with a fresh optimizer. Traced: its thirty-odd assignments, one
