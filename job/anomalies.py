@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from job.errors import TickerError
+from job.errors import Refused
 from job.sources.base import VALUE_COLUMNS, Bars
 
 #: |log step| from which a step is an error whatever the volume says (x8 or /8).
@@ -60,8 +60,8 @@ class Anomaly:
         return f"{self.date} {self.what}"
 
 
-class Flagged(TickerError):
-    """A batch with anomalies: nothing of it is stored, and the ticker is reported."""
+class Flagged(Refused):
+    """A batch with anomalies; `span` runs from the first anomaly to the batch's last date."""
 
     def __init__(
         self,
@@ -70,17 +70,8 @@ class Flagged(TickerError):
         origin: str | None = None,
         span: tuple[dt.date, dt.date] | None = None,
     ) -> None:
-        shown = ", ".join(map(str, anomalies[:4])) + (
-            f" and {len(anomalies) - 4} more" if len(anomalies) > 4 else ""
-        )
-        where = f"{origin}: " if origin else ""
-        super().__init__(
-            ticker,
-            f"{where}flagged {shown} (a unit or split error at the source?); nothing stored, "
-            "see README 'Flagged tickers'",
-        )
-        self.anomalies = list(anomalies)
-        self.span = span  # from the first anomaly to the last date of the refused batch
+        advice = " (a unit or split error at the source?); nothing stored, see README 'Flagged tickers'"
+        super().__init__(ticker, "flagged", [str(a) for a in anomalies], origin, span, advice)
 
 
 def _factor(ratio: float) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 
 class NightcastError(Exception):
     """A problem the user can act on; the CLI prints its message as one line and exits 1."""
@@ -17,6 +20,28 @@ class TickerError(NightcastError):
     def __reduce__(self) -> tuple[type[TickerError], tuple[str, str]]:
         """Raised on a Dask worker, it reaches the caller whole."""
         return (TickerError, (self.ticker, self.message))
+
+
+class Refused(TickerError):
+    """A ticker's download refused whole (invalid, or anomalous at the source): nothing of it
+    is stored and the ticker is flagged. One line shows the first few reasons; `span` holds
+    the first and last date the refused bars cover, where known."""
+
+    SHOWN = 3
+
+    def __init__(
+        self,
+        ticker: str,
+        verb: str,
+        reasons: Sequence[str],
+        origin: str | None = None,
+        span: tuple[dt.date, dt.date] | None = None,
+        advice: str = "",
+    ) -> None:
+        more = f"; and {len(reasons) - self.SHOWN} more" if len(reasons) > self.SHOWN else ""
+        where = f"{origin}: " if origin else ""
+        super().__init__(ticker, f"{where}{verb} {'; '.join(reasons[: self.SHOWN])}{more}{advice}")
+        self.span = span
 
 
 class ClaimLost(NightcastError):

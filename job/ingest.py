@@ -30,11 +30,11 @@ from job.anomalies import Flagged, find_anomalies
 from job.calendar import Sessions
 from job.db import predictions, price_flags, price_revisions, prices, upsert
 from job.db.bars import read_bars, read_bars_around
-from job.errors import ClaimLost, NightcastError, TickerError
+from job.errors import ClaimLost, NightcastError, Refused, TickerError
 from job.evaluate import update_rolling_metrics
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
-from job.validate import PRICE_COLUMNS, ValidationError, validate
+from job.validate import PRICE_COLUMNS, validate
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
         result = step()
     except ClaimLost:
         raise  # not this ticker's problem: this process may write nothing more
-    except (ValidationError, Flagged) as exc:
+    except Refused as exc:
         log.debug("%s", exc)
         return IngestOutcome(ticker, error=str(exc), flagged=True, span=exc.span)
     except TickerError as exc:

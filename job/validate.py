@@ -2,8 +2,8 @@
 
 Policy (one ticker's batch at a time, nothing is written until it passes):
 
-- Rejected, the whole batch of that ticker (a `ValidationError`, which is a
-  `TickerError`; what is already stored stays untouched):
+- Rejected, the whole batch of that ticker (a `ValidationError`, which is a `Refused`
+  ticker error; what is already stored stays untouched):
   missing column, unparseable date, duplicate date, date that is not an exchange session,
   missing (NaN) open/high/low/close/adj_close/volume, a value that is not finite (inf), a
   non-positive price, a price above MAX_PRICE, a negative volume or one above MAX_VOLUME.
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from job.calendar import Sessions
-from job.errors import TickerError
+from job.errors import Refused
 from job.sources.base import COLUMNS, VALUE_COLUMNS, Bars
 
 PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
@@ -54,9 +54,6 @@ LOW_ABOVE_BODY = "low above open/close"
 MAX_PRICE = 1e9
 MAX_VOLUME = 1e15
 
-#: How many problems a one-line error shows; all of them are on `ValidationError.problems`.
-SHOWN = 3
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -69,8 +66,8 @@ class Problem:
         return f"{self.ticker} {self.date}: {self.rule}" + (f" ({self.detail})" if self.detail else "")
 
 
-class ValidationError(TickerError):
-    """A batch that must not be stored; the message shows the first problems on one line."""
+class ValidationError(Refused):
+    """A batch that must not be stored; all its problems are on `problems`."""
 
     def __init__(
         self,
@@ -79,13 +76,9 @@ class ValidationError(TickerError):
         origin: str | None = None,
         span: tuple[dt.date, dt.date] | None = None,
     ) -> None:
-        shown = "; ".join(str(p).removeprefix(f"{ticker} ") for p in problems[:SHOWN])
-        more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
-        where = f"{origin}: " if origin else ""
-        super().__init__(ticker, f"{where}rejected {shown}{more}")
+        reasons = [str(p).removeprefix(f"{ticker} ") for p in problems]
+        super().__init__(ticker, "rejected", reasons, origin, span)
         self.problems = problems
-        self.origin = origin
-        self.span = span  # the first and last date of the refused batch, where known
 
 
 @dataclass

@@ -17,11 +17,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.anomalies import find_anomalies
+from job.anomalies import Anomaly, Flagged, find_anomalies
 from job.calendar import Calendars, get_sessions
 from job.cli import main
 from job.config import Settings
 from job.db import get_engine, job_runs, price_flags, prices
+from job.errors import Refused
 from job.ingest import OVERLAP_SESSIONS, ingest_many
 from job.pipeline import Cycle
 from job.sources import CsvSource, source_for
@@ -142,7 +143,7 @@ def test_a_flagged_download_stores_nothing_and_a_clean_one_clears_the_flag(migra
     assert outcome.flagged and not outcome.ok
     assert (
         outcome.error.startswith("AET.L: ")
-        and "2022-05-09 close x100, 2022-05-20 close /100" in outcome.error
+        and "2022-05-09 close x100; 2022-05-20 close /100" in outcome.error
     )
     assert table(migrated_url, prices) == []
     [flag] = table(migrated_url, price_flags)
@@ -324,3 +325,12 @@ def test_accept_names_one_ticker(migrated_url: str, capsys: pytest.CaptureFixtur
     args = ["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA,AAPL"]
     assert main([*args, "--accept", "2020-07-20"]) == 1
     assert "--accept: name the one ticker" in capsys.readouterr().err
+
+
+def test_a_flag_shows_the_first_anomalies_on_one_line_and_counts_the_rest() -> None:
+    days = [dt.date(2022, 5, d) for d in range(2, 7)]
+    flag = Flagged("AET.L", [Anomaly(d, "close x100") for d in days], "feed", (days[0], days[-1]))
+    assert isinstance(flag, Refused) and flag.span == (days[0], days[-1])
+    assert str(flag).startswith("AET.L: feed: flagged 2022-05-02 close x100; 2022-05-03 close x100; ")
+    assert "2022-05-05" not in str(flag) and "; and 2 more (a unit or split error" in str(flag)
+    assert "\n" not in str(flag)
