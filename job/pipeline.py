@@ -5,8 +5,8 @@
    model, and no download happens inside a transaction.
 2. Compute: per ticker, `job.plan` reads what its sessions need into a task of arrays, and
    an executor (this process, or Dask workers) replays it (`job.compute`).
-3. Persist: each as-of session's results commit on their own (`job.persist`), on the
-   connection holding the ticker's claim (`job.claims`).
+3. Persist: each as-of session's results commit on their own, a Dask chunk's sessions
+   together (`job.persist`), on the connection holding the ticker's claim (`job.claims`).
 
 The nightly run, its catch-up of missed sessions, `backfill` and `train` are this one cycle
 over different session lists; each command calls one method here and renders the report.
