@@ -50,14 +50,23 @@ class Result:
 class InProcess(AbstractContextManager["InProcess"]):
     """Replays each task here, yielding every session as soon as it is computed."""
 
+    def __init__(self) -> None:
+        self._cancelled: set[str] = set()
+
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def cancel(self, ticker: str) -> None:
+        """Compute no more of this ticker's sessions; its next result is its last (`done`)."""
+        self._cancelled.add(ticker)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         for task in tasks:
             try:
                 for step, _ in replay(task):
                     yield Result(task, [step])
+                    if task.ticker in self._cancelled:
+                        break
             except Exception as exc:
                 yield Result(task, error=exc, done=True)
                 continue
@@ -72,6 +81,7 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
         self._client: Any = None
         self._cluster: Any = None
         self._warming: list[Any] = []
+        self._cancelled: set[str] = set()
 
     def __enter__(self) -> DaskExecutor:
         from distributed import Client, LocalCluster
@@ -101,6 +111,10 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
         if self._cluster is not None:
             self._cluster.close()
 
+    def cancel(self, ticker: str) -> None:
+        """Pass on nothing more of this ticker; its next result is its last (`done`)."""
+        self._cancelled.add(ticker)
+
     def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
         """Keeps SLOTS_PER_WORKER tickers per worker in flight; yields each ticker's chunks in order."""
         from distributed import as_completed
@@ -125,11 +139,22 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
             submit()
         try:
             for future in finished:
+                if future not in chunk_of:
+                    continue  # a chunk of a cancelled ticker
                 ticker, index = chunk_of.pop(future)
                 for result in ticker.finished(index, future):
                     yield result
+                    if not result.done and ticker.task.ticker in self._cancelled:
+                        # Its chunks on the cluster run out (cancelling a chain of them trips
+                        # the scheduler); their results are dropped, and its slot is free now.
+                        for f in [f for f, (owner, _) in chunk_of.items() if owner is ticker]:
+                            del chunk_of[f]
+                        ticker.failed = True
+                        result = Result(ticker.task, done=True)
+                        yield result
                     if result.done:
                         submit()  # the next ticker takes its slot
+                        break
         finally:
             self._client.cancel(list(chunk_of))
 

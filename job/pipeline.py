@@ -244,6 +244,8 @@ class _Work:
                 break
             except Exception as exc:
                 self._failed(report, exc)
+                if not result.done:
+                    self.executor.cancel(ticker)  # its later sessions could not be stored
             if result.done:
                 self.claims.release(ticker)
         if self.cycle.stop.is_set():  # tickers the stop left untouched or unfinished

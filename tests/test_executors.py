@@ -118,3 +118,44 @@ def test_a_worker_lost_mid_task_is_replaced_and_the_rows_stay_the_same(
         killer.join()
     assert killed, "no worker was busy to be killed"
     assert rows(migrated_url) == rows(reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [None, 2], ids=["in-process", "workers"])
+def test_a_ticker_that_fails_to_store_is_cancelled_and_the_others_complete(
+    migrated_url: str, folder: Path, monkeypatch: pytest.MonkeyPatch, workers: int | None
+) -> None:
+    """Its later sessions are not stored after the hole, nor (in-process) computed for
+    nothing; the other tickers finish."""
+    from job import executors, pipeline
+
+    calls: dict[str, int] = {}
+    computed: list[str] = []
+    save, replay = pipeline.save_steps, executors.replay
+
+    def fail_bbb_second(claims: object, ticker: str, *args: object, **kwargs: object) -> list[int]:
+        calls[ticker] = calls.get(ticker, 0) + 1
+        if ticker == "BBB" and calls[ticker] == 2:
+            raise RuntimeError("disk full")
+        return save(claims, ticker, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted(task, state=None):  # type: ignore[no-untyped-def]
+        for step, after in replay(task, state):
+            computed.append(task.ticker)
+            yield step, after
+
+    monkeypatch.setattr(pipeline, "save_steps", fail_bbb_second)
+    monkeypatch.setattr(executors, "replay", counted)
+    settings = tiny_settings(migrated_url, source="csv", csv_path=folder, workers=workers)
+    cycle = Cycle(settings, make_source("csv", folder))
+    report = cycle.run(TICKERS, kind="backfill", start=START, as_of=END)
+    by_ticker = {t.ticker: t for t in report.tickers}
+    assert by_ticker["BBB"].status == "failed" and "disk full" in (by_ticker["BBB"].error or "")
+    assert by_ticker["AAA"].status == by_ticker["CCC"].status == "ok"
+    first_call = 1 if workers is None else executors.CHUNK_SESSIONS  # sessions stored by call 1
+    with get_engine(migrated_url).connect() as conn:
+        query = "SELECT ticker, COUNT(*) FROM predictions WHERE model = 'naive' GROUP BY 1"
+        stored = dict(conn.execute(sa.text(query)).all())
+    assert stored == {"AAA": 64, "BBB": first_call, "CCC": 64}
+    if workers is None:
+        assert computed.count("BBB") == 2 and computed.count("AAA") == 64
