@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from job.config import ModelParams
 from job.model import Fit, Forecaster, network, train, update, windows
 from job.model.core import min_train_closes, shrink_factor
+from job.model.lstm import Spec
 
 TINY = ModelParams(
     window=5,
@@ -138,6 +140,23 @@ def test_a_training_depends_on_its_inputs_only(closes: np.ndarray, fit: Fit) -> 
         np.testing.assert_array_equal(a, b)
     for a, b in zip(first.weights, snapshot, strict=True):
         np.testing.assert_array_equal(a, b, err_msg="weights read out must not move with training")
+
+
+def test_threads_asking_at_once_for_a_new_architecture_share_one_trainer() -> None:
+    spec = Spec(3, (2, 3), 2)  # no other test builds this one
+    barrier = threading.Barrier(4)
+    trainers: list[object] = []
+
+    def ask() -> None:
+        barrier.wait()
+        trainers.append(network._trainer(spec))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(trainers) == 4 and all(t is trainers[0] for t in trainers)
 
 
 def test_update_keeps_scaling_and_shrink_and_changes_weights(closes: np.ndarray, fit: Fit) -> None:

@@ -129,9 +129,16 @@ class _Trainer:
         return float(np.mean([float(self._step(x[rows], y[rows])) for rows in batches]))
 
 
-@cache
+_trainers: dict[Spec, _Trainer] = {}
+_trainers_lock = threading.Lock()
+
+
 def _trainer(spec: Spec) -> _Trainer:
-    return _Trainer(spec)
+    """The architecture's trainer, built once even when threads first ask at the same moment."""
+    with _trainers_lock:
+        if spec not in _trainers:
+            _trainers[spec] = _Trainer(spec)
+        return _trainers[spec]
 
 
 def train_loop(
