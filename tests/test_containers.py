@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,36 @@ def test_the_scale_file_runs_dask_workers_the_scheduler_sends_training_to() -> N
     assert scheduler["environment"]["NIGHTCAST_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
     assert scheduler["environment"]["NIGHTCAST_DATABASE_PASSWORD"] == PASSWORD  # the base file's, kept
     assert services["dask-scheduler"]["entrypoint"] == ["dask", "scheduler"]
-    assert "8786" in " ".join(services["dask-scheduler"]["healthcheck"]["test"])
     assert worker["healthcheck"]["test"] == ["NONE"]  # disabled: not the image's heartbeat check
+
+
+def test_the_dask_scheduler_healthcheck_fails_without_it_and_passes_quietly_once_it_runs(
+    tmp_path: Path,
+) -> None:
+    done = _compose_config({"POSTGRES_PASSWORD": PASSWORD}, "docker-compose.scale.yml")
+    service = yaml.safe_load(done.stdout)["services"]["dask-scheduler"]
+    kind, program, *args = service["healthcheck"]["test"]
+    assert (kind, program) == ("CMD", "python")
+    check = [sys.executable, *args]
+    assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
+    log = tmp_path / "scheduler.log"
+    with log.open("w") as out:
+        scheduler = subprocess.Popen(
+            [_tool(service["entrypoint"][0]), *service["entrypoint"][1:], *service["command"]],
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        for _ in range(60):
+            if subprocess.run(check, capture_output=True, timeout=30).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the healthcheck never passed against a running dask scheduler")
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
+    assert "handshake" not in log.read_text()  # a bare TCP probe logs a failed one each time
 
 
 def test_env_example_documents_every_compose_variable() -> None:
