@@ -7,6 +7,8 @@ CSV in a fresh process on a temporary SQLite database, timing the whole process 
 TensorFlow imports included). Then, in this process, trains the `seed` preset once on the
 sessions before the backfill's start. Prints both, the backfill's RMSE next to naive, and a
 last line `backfill_s=<b> seed_train_s=<t> ratio=<b/t> sessions_per_s=<n> rmse_ratio_vs_naive=<r>`.
+Keras' `fit` stalls about 5 s in some runs, so the seed time comes in steps: compare
+medians over several runs.
 """
 
 from __future__ import annotations

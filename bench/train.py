@@ -7,6 +7,8 @@ sample 2018-07-26..2020-07-31). Both presets train on the training part only; ea
 forecast uses closes up to the previous session (walk-forward with the model frozen, one
 batched `forecast_many`). Prints wall times, RMSEs next to naive, and a last line
 `speedup_vs_seed=<x> rmse_ratio_vs_naive=<r> seed_rmse_ratio_vs_naive=<s>`.
+Keras' `fit` stalls about 5 s in some runs, so the seed time comes in steps: compare
+medians over several runs.
 """
 
 from __future__ import annotations
