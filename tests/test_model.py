@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,21 +143,28 @@ def test_a_training_depends_on_its_inputs_only(closes: np.ndarray, fit: Fit) -> 
         np.testing.assert_array_equal(a, b, err_msg="weights read out must not move with training")
 
 
-def test_threads_asking_at_once_for_a_new_architecture_share_one_trainer() -> None:
+@pytest.mark.parametrize(
+    "build",
+    [lambda spec: network._trainer(spec), lambda spec: network.initial_weights(spec, 7)],
+    ids=["trainer", "initial weights"],
+)
+def test_threads_asking_at_once_for_a_new_architecture_share_one_build(
+    build: Callable[[Spec], object],
+) -> None:
     spec = Spec(3, (2, 3), 2)  # no other test builds this one
     barrier = threading.Barrier(4)
-    trainers: list[object] = []
+    built: list[object] = []
 
     def ask() -> None:
         barrier.wait()
-        trainers.append(network._trainer(spec))
+        built.append(build(spec))
 
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(trainers) == 4 and all(t is trainers[0] for t in trainers)
+    assert len(built) == 4 and all(b is built[0] for b in built)
 
 
 def test_update_keeps_scaling_and_shrink_and_changes_weights(closes: np.ndarray, fit: Fit) -> None:

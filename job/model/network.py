@@ -17,14 +17,31 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from job.model.lstm import Spec, Weights, predict
+
+T = TypeVar("T")
+_building = threading.RLock()  # re-entrant: a trainer's build loads Keras and builds a model
+
+
+def _once(function: Callable[..., T]) -> Callable[..., T]:
+    """`functools.cache` that builds each value once even when threads first ask at the
+    same moment: a cache alone lets each thread build (and trace) its own."""
+    cached = cache(function)
+
+    @wraps(function)
+    def once(*args: Any) -> T:
+        with _building:
+            return cached(*args)
+
+    return once
 
 
 @dataclass(frozen=True)
@@ -35,7 +52,7 @@ class TrainResult:
     val_loss: float | None
 
 
-@cache
+@_once
 def load_keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -76,7 +93,7 @@ def build_model(spec: Spec, *, unroll: bool = False, seed: int | None = None) ->
     )  # fmt: skip
 
 
-@cache
+@_once
 def initial_weights(spec: Spec, seed: int) -> Weights:
     """What Keras initializes a new model of `spec` to under `seed` (computed once)."""
     return tuple(build_model(spec, seed=seed).get_weights())
@@ -129,16 +146,9 @@ class _Trainer:
         return float(np.mean([float(self._step(x[rows], y[rows])) for rows in batches]))
 
 
-_trainers: dict[Spec, _Trainer] = {}
-_trainers_lock = threading.Lock()
-
-
+@_once
 def _trainer(spec: Spec) -> _Trainer:
-    """The architecture's trainer, built once even when threads first ask at the same moment."""
-    with _trainers_lock:
-        if spec not in _trainers:
-            _trainers[spec] = _Trainer(spec)
-        return _trainers[spec]
+    return _Trainer(spec)
 
 
 def train_loop(
