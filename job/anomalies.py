@@ -60,6 +60,10 @@ class Anomaly:
         return f"{self.date} {self.what}"
 
 
+#: What a flag says after its dates, by what was found.
+UNIT_OR_SPLIT = " (a unit or split error at the source?); nothing stored, see README 'Flagged tickers'"
+
+
 class Flagged(Refused):
     """A batch with anomalies; `span` runs from the first anomaly to the batch's last date."""
 
@@ -69,8 +73,8 @@ class Flagged(Refused):
         anomalies: Sequence[Anomaly],
         origin: str | None = None,
         span: tuple[dt.date, dt.date] | None = None,
+        advice: str = UNIT_OR_SPLIT,
     ) -> None:
-        advice = " (a unit or split error at the source?); nothing stored, see README 'Flagged tickers'"
         super().__init__(ticker, "flagged", [str(a) for a in anomalies], origin, span, advice)
 
 

@@ -6,11 +6,10 @@ statement (`ingest_many`).
 
 Revisions. A split or dividend makes Yahoo rewrite past bars (a 3:1 split divides every
 earlier price by 3). Each night the last `OVERLAP_SESSIONS` stored sessions are fetched
-again; if their close or adj_close differ beyond `TOLERANCE`, the ticker's whole history
-is reloaded in the same transaction, a `price_revisions` row records it, and stored
-predictions made from re-based inputs are rescaled by the same factor so that their
-errors stay in one unit. The pipeline retrains a ticker whose latest revision is newer
-than its latest model version (`IngestResult.revised` says so too).
+again; if their close or adj_close differ beyond `job.revisions.TOLERANCE`, the ticker's
+whole history is fetched and compared: one factor that re-bases every stored session is
+applied to every stored number in price units, in the same transaction; anything else is
+flagged and touches nothing (job.revisions).
 """
 
 from __future__ import annotations
@@ -28,21 +27,20 @@ import sqlalchemy as sa
 
 from job.anomalies import Flagged, find_anomalies
 from job.calendar import Sessions
-from job.db import predictions, price_flags, price_revisions, prices, upsert
+from job.db import price_flags, prices, upsert
 from job.db.bars import read_bars, read_bars_around
-from job.errors import ClaimLost, NightcastError, Refused, TickerError
+from job.db.revisions import record_revision, rescale_bars, rescale_forecasts, rescale_validation
+from job.errors import ClaimLost, NightcastError, Refused, TickerError, clip
 from job.evaluate import update_rolling_metrics
+from job.revisions import differs, measure
 from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
 from job.tickers import normalize_ticker
-from job.validate import PRICE_COLUMNS, validate
+from job.validate import validate
 
 log = logging.getLogger(__name__)
 
 #: Stored sessions fetched again every night to notice re-based history.
 OVERLAP_SESSIONS = 10
-#: Relative difference of close/adj_close that counts as a revision. Far below any split or
-#: dividend (>= ~0.1%), far above the float noise of re-fetching the same bar.
-TOLERANCE = 1e-4
 #: How far back `ingest_many` reads stored bars in one query: the overlap plus a few missed
 #: weeks. A ticker whose last `OVERLAP_SESSIONS` bars are older is read on its own.
 RECENT_SPAN = dt.timedelta(days=42)
@@ -61,6 +59,7 @@ class Revision:
     source: str
     detected_at: dt.datetime
     predictions_rescaled: int = 0
+    kind: str = "rebase"  # or "correction" (job.revisions)
 
 
 @dataclass
@@ -80,9 +79,10 @@ class IngestResult:
             parts.append(f"{self.updated_rows} updated")
         if self.revised:
             r = self.revised
+            verb = "REVISED" if r.kind == "rebase" else "CORRECTED as accepted"
             parts.append(
-                f"REVISED {r.first_revised_date}..{r.last_revised_date} factor {r.factor:.6g} "
-                f"({r.sessions_changed} sessions, {r.predictions_rescaled} predictions rescaled; retrain)"
+                f"{verb} {r.first_revised_date}..{r.last_revised_date} factor {r.factor:.6g} "
+                f"({r.sessions_changed} sessions, {r.predictions_rescaled} predictions rescaled)"
             )
         if self.warnings:
             parts.append(f"{len(self.warnings)} warnings (first: {self.warnings[0]})")
@@ -146,7 +146,7 @@ def ingest_many(
             name = normalize_ticker(raw)
         except NightcastError as exc:
             names.append(None)
-            slots.append(IngestOutcome(raw, error=str(exc)))
+            slots.append(IngestOutcome(raw, error=clip(str(exc))))
             continue
         if name not in names:  # once per ticker: "tsla,TSLA" is one ticker
             names.append(name)
@@ -250,17 +250,17 @@ def _outcome(ticker: str, step: Callable[[], IngestResult | None]) -> IngestOutc
         raise  # not this ticker's problem: this process may write nothing more
     except Refused as exc:
         log.debug("%s", exc)
-        return IngestOutcome(ticker, error=str(exc), flagged=True, span=exc.span)
+        return IngestOutcome(ticker, error=clip(str(exc)), flagged=True, span=exc.span)
     except TickerError as exc:
         log.debug("%s", exc)  # the caller reports it; no duplicate line on stderr
-        return IngestOutcome(ticker, error=str(exc))
+        return IngestOutcome(ticker, error=clip(str(exc)))
     except NightcastError as exc:
         return IngestOutcome(ticker, error=f"{ticker}: {exc}")
     except sa.exc.OperationalError:
         raise  # the database itself is gone: no other ticker can succeed either
     except Exception as exc:  # a bug or an unforeseen source failure must not stop the night
         log.exception("%s: unexpected failure", ticker)
-        return IngestOutcome(ticker, error=f"{ticker}: unexpected {type(exc).__name__}: {exc}")
+        return IngestOutcome(ticker, error=clip(f"{ticker}: unexpected {type(exc).__name__}: {exc}"))
     return None if result is None else IngestOutcome(ticker, result=result)
 
 
@@ -308,7 +308,7 @@ def _prepare(
     if start > end:
         return result, None
 
-    batch, origin = _fetch_valid(source, ticker, sessions, start, end, result)
+    batch, origin = _fetch_valid(source, ticker, sessions, start, end, result, closed=last_closed)
     if not len(batch):
         return result, None
     first, last = batch.dates[0], batch.dates[-1]
@@ -340,8 +340,12 @@ def _fetch_valid(
     start: dt.date,
     end: dt.date,
     result: IngestResult,
+    *,
+    closed: dt.date,
 ) -> tuple[Bars, str | None]:
-    """The source's closed bars start..end, validated; and the file they came from, if any."""
+    """The source's closed bars start..end, validated; and the file they came from, if any.
+    A file's rows dated after the last `closed` session are named in a warning: a session
+    that has not closed yet is never stored, but a file that holds one is worth a look."""
     if start < sessions.first:
         result.warnings.append(
             f"{ticker} {start}: history before {sessions.first} is not fetched "
@@ -349,6 +353,12 @@ def _fetch_valid(
         )
         start = sessions.first
     frame = source.fetch(ticker, start, end)
+    later = frame.attrs.get("after_end", [])
+    if later and end == closed:
+        result.warnings.append(
+            f"{ticker} {later[0]}: {len(later)} rows dated after the last closed session {closed} "
+            "are not stored (a session that has not closed yet)"
+        )
     checked = validate(frame, ticker, sessions, origin=frame.attrs.get("origin"))
     result.warnings.extend(checked.warnings)
     # Only closed sessions: a source may hand back a bar past `end` (an in-progress one).
@@ -430,13 +440,6 @@ _RECENT = (
 )
 
 
-def _differs(new: np.ndarray, old: np.ndarray, tolerance: float) -> np.ndarray:
-    """Relative difference above `tolerance`; a stored value that is not finite (written
-    before validation refused such values) always differs, so a good download repairs it."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        return ~(np.abs(new - old) <= tolerance * np.maximum(np.abs(old), 1e-12))
-
-
 Overlap = tuple[np.ndarray, np.ndarray, np.ndarray, list[dt.date]]
 
 
@@ -456,14 +459,14 @@ _CLOSE, _ADJ = VALUE_COLUMNS.index("close"), VALUE_COLUMNS.index("adj_close")
 def _is_revised(overlap: Overlap) -> bool:
     _, new, old, _ = overlap
     cols = [_CLOSE, _ADJ]
-    return bool(_differs(new[:, cols], old[:, cols], TOLERANCE).any())
+    return bool(differs(new[:, cols], old[:, cols]).any())
 
 
 def _changed_rows(batch: Bars, overlap: Overlap) -> Bars:
     """Rows that are new, or whose values differ from the stored ones (within float noise)."""
     positions, new, old, _ = overlap
     keep = np.ones(len(batch), dtype=bool)
-    keep[positions] = _differs(new, old, 1e-9).any(axis=1)
+    keep[positions] = differs(new, old, 1e-9).any(axis=1)
     return batch.take(keep)
 
 
@@ -479,77 +482,51 @@ def _reload(
     result: IngestResult,
     accept: Collection[dt.date],
 ) -> IngestResult:
-    """The source re-based history: replace the ticker's prices, record it, rescale predictions.
-
-    A re-based history keeps the stored steps; one that does not (the newest weeks /100,
-    the rest as stored) is an error at the source, and is flagged instead of stored."""
-    _, new, old, _ = overlap
-    ratios = new[:, _CLOSE] / old[:, _CLOSE]
-    usable = ratios[np.isfinite(ratios) & (ratios > 0)]  # a broken stored close says nothing of it
-    factor = float(np.median(usable)) if len(usable) else 1.0
+    """The source changed stored history: fetch all of it and, if one factor re-bases what
+    is stored (job.revisions), write it and rescale every stored number in price units;
+    else flag it and touch nothing. A stored session the source no longer serves is kept,
+    in the new units."""
+    _, new, old, common = overlap
+    changed_now = [d for d, c in zip(common, differs(new, old).any(axis=1), strict=True) if c]
+    span = (min(changed_now), max(common))  # refetched every night: a flag over it clears when it passes
     first_stored = conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
     conn.rollback()  # no transaction while the source downloads; the claim keeps others away
-    full, origin = _fetch_valid(source, ticker, sessions, min(history_start, first_stored), end, result)
+    first = min(history_start, first_stored)
+    full, origin = _fetch_valid(
+        source, ticker, sessions, first, end, result, closed=sessions.last_closed_session(now)
+    )
     if not len(full):
         raise TickerError(ticker, "history changed at the source but reloading it returned nothing")
     everything_before = _stored(conn, ticker, first_stored, None)
     anomalies = find_anomalies(full, everything_before, accept)
     if anomalies:
         raise Flagged(ticker, anomalies, origin, (anomalies[0].date, full.dates[-1]))
-
-    _, new, old, common = _overlap(full, everything_before)
-    prices_only = [VALUE_COLUMNS.index(c) for c in PRICE_COLUMNS]
-    differs = _differs(new[:, prices_only], old[:, prices_only], TOLERANCE).any(axis=1)
-    changed_dates = [d for d, changed in zip(common, differs, strict=True) if changed]
-    first_revised, last_revised = min(changed_dates), max(changed_dates)
-    served = set(full.dates)
-    lost = sorted(d for d in everything_before if d not in served)
-    if lost:
+    change = measure(ticker, full, everything_before, accept, origin=origin, span=span)
+    if change.unserved:
         result.warnings.append(
-            f"{ticker} {lost[0]}: {len(lost)} stored sessions are no longer served "
-            "by the source and were removed with the re-based history"
+            f"{ticker} {change.unserved[0]}: {len(change.unserved)} stored sessions the source no longer "
+            "serves are kept" + (f", rescaled by {change.factor:.6g}" if change.factor != 1.0 else "")
         )
-
-    conn.execute(sa.delete(prices).where(prices.c.ticker == ticker))
-    write_prices(conn, ticker, full, source.name, now, fresh=True)
-    conn.execute(
-        sa.insert(price_revisions).values(
-            ticker=ticker,
-            detected_at=now,
-            first_revised_date=first_revised,
-            last_revised_date=last_revised,
-            factor=factor,
-            sessions_changed=len(changed_dates),
-            source=source.name,
-        )
-    )
-    rescaled = 0
-    if abs(factor - 1) > TOLERANCE:
-        # A prediction is in the unit of its inputs, i.e. of its as_of_date. This covers every
-        # target date in the re-based range and also the one prediction that straddles it.
-        rescaled = conn.execute(
-            sa.update(predictions)
-            .where(
-                predictions.c.ticker == ticker,
-                predictions.c.as_of_date >= first_revised,
-                predictions.c.as_of_date <= last_revised,
-            )
-            .values(predicted_close=predictions.c.predicted_close * factor)
-        ).rowcount
-    result.revised = Revision(
-        first_revised_date=first_revised,
-        last_revised_date=last_revised,
-        factor=factor,
-        sessions_changed=len(changed_dates),
-        source=source.name,
-        detected_at=now,
-        predictions_rescaled=rescaled,
-    )
+    write_prices(conn, ticker, full, source.name, now)
+    rescale_bars(conn, ticker, change.unserved, change.factor)
+    if change.changed:
+        record_revision(
+            conn, ticker, kind=change.kind, factor=change.factor, changed=change.changed, source=source.name,
+            now=now,
+        )  # fmt: skip
+    rescaled = rescale_forecasts(conn, ticker, change.factor, change.corrections)
+    rescale_validation(conn, ticker, change.factor)
+    if change.changed:
+        result.revised = Revision(
+            first_revised_date=change.changed[0], last_revised_date=change.changed[-1], factor=change.factor,
+            sessions_changed=len(change.changed), source=source.name, detected_at=now,
+            predictions_rescaled=rescaled, kind=change.kind,
+        )  # fmt: skip
     result.new_rows = sum(1 for d in full.dates if d not in everything_before)
-    result.updated_rows = len(changed_dates)
-    result.last_session = full.dates[-1]
+    result.updated_rows = len(change.changed)
+    result.last_session = max(full.dates[-1], max(everything_before))
     result.fetched = (full.dates[0], full.dates[-1])
-    log.warning("%s: source history re-based (factor %.6g), reloaded", ticker, factor)
+    log.warning("%s: source history %s (factor %.6g), reloaded", ticker, change.kind, change.factor)
     return result
 
 

@@ -20,8 +20,9 @@ from job import intervals
 from job.calendar import Sessions
 from job.compute import COLUMNS, MODELS, Recent, State, Task, lookback
 from job.config import Settings
-from job.db import predictions, price_revisions
+from job.db import predictions
 from job.db.bars import read_bars
+from job.db.revisions import revisions_since
 from job.db.versions import load_latest
 from job.errors import TickerError
 from job.model import ArtifactError
@@ -63,7 +64,7 @@ def plan(
     dates, closes = read_closes(conn, ticker, horizon)
     if not len(dates):
         raise TickerError(ticker, f"no stored prices on or before {horizon}")
-    todo = dates[-1:] if retrain else _pending(conn, ticker, dates, horizon, start)
+    todo = dates[-1:] if retrain else _pending(conn, ticker, dates, horizon, start, calendar)
     if not len(todo):
         return None
     first = todo[0].astype(dt.date)
@@ -84,15 +85,27 @@ def plan(
 
 
 def _pending(
-    conn: sa.Connection, ticker: str, dates: np.ndarray, horizon: dt.date, start: dt.date | None
+    conn: sa.Connection,
+    ticker: str,
+    dates: np.ndarray,
+    horizon: dt.date,
+    start: dt.date | None,
+    calendar: Sessions,
 ) -> np.ndarray:
-    """As-of sessions still without forecasts, oldest first."""
+    """As-of sessions still without forecasts, oldest first; for a backfill, an error when
+    even the last stored session's forecast targets a session before `start`."""
     done = np.array(conn.execute(_FORECAST_DATES, {"ticker": ticker}).scalars().all(), "datetime64[D]")
     missing = dates[~np.isin(dates, done)]
     if start is not None:
         before = dates[dates < np.datetime64(start)]
         if not len(before):
             raise TickerError(ticker, f"no stored session before --start {start} to train on")
+        last = before[-1].astype(dt.date)
+        if calendar.next_session(last) < start:
+            raise TickerError(
+                ticker, f"--start {start} is after the last stored session {last} and the one after it: "
+                "nothing to replay (store the prices up to --start first)",
+            )  # fmt: skip
         return missing[missing >= before[-1]]
     earlier = done[done <= np.datetime64(horizon)]
     if len(earlier) and earlier.max() < np.datetime64(horizon):
@@ -117,17 +130,13 @@ def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings)
         return State(recent=recent), exc.version_id
     if loaded is None:
         return State(recent=recent), None
-    revised = bool(conn.execute(_REVISED, {"ticker": ticker, "since": loaded.created_at}).scalar_one())
+    # A re-basing leaves a model of returns as it was; a correction, or levels, it does not.
+    revised = any(
+        kind == "correction" or (factor != 1.0 and not loaded.forecaster.scale_free)
+        for kind, factor in revisions_since(conn, ticker, loaded.created_at)
+    )
     last_retrain = np.datetime64(loaded.last_retrain_through, "D")
     return State(loaded.forecaster, last_retrain, revised, recent), loaded.version_id
-
-
-_REVISED = sa.select(
-    sa.exists().where(
-        price_revisions.c.ticker == sa.bindparam("ticker"),
-        price_revisions.c.detected_at > sa.bindparam("since"),
-    )
-)
 
 
 def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:

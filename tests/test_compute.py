@@ -71,8 +71,8 @@ def test_nothing_after_an_as_of_session_reaches_its_forecast(whole: list) -> Non
 
 
 def test_a_forecast_that_is_not_a_plausible_close_is_never_kept(whole: list) -> None:
-    """A model gone wrong (here: weights scaled up) makes the session retrain; if even a fresh
-    model forecasts nonsense, the naive forecast stands in with a warning."""
+    """A model gone wrong (here: weights scaled up) makes the session retrain; a training
+    that diverges (weights not finite) fails the ticker rather than store such a model."""
     _, state = whole[0]
     assert state.forecaster is not None
     broken = replace(state.forecaster, weights=tuple(w * 1e4 for w in state.forecaster.weights))
@@ -83,8 +83,8 @@ def test_a_forecast_that_is_not_a_plausible_close_is_never_kept(whole: list) -> 
     assert np.isfinite(step.lstm) and step.warning is None
 
     hopeless = replace(work, params=PARAMS.model_copy(update={"learning_rate": 1e6}))
-    step, _ = next(replay(hopeless, state))
-    assert step.lstm == step.naive and "naive forecast stands in" in (step.warning or "")
+    with pytest.raises(TickerError, match="training diverged"):
+        next(replay(hopeless, state))
 
 
 def test_too_little_history_names_the_ticker_and_session() -> None:

@@ -36,6 +36,10 @@ class UtcDateTime(sa.types.TypeDecorator[datetime.datetime]):
         return value
 
 
+#: The columns in price units, which a revision of the ticker's prices rescales.
+STORED_PRICES = ("open", "high", "low", "close", "adj_close")
+PREDICTED_PRICES = ("predicted_close", "lower_80", "upper_80", "lower_95", "upper_95", "network_close")
+
 Ticker = sa.String(16)
 Price = sa.Double()
 Stamp = UtcDateTime()
@@ -142,6 +146,7 @@ price_revisions = sa.Table(
     sa.Column("factor", sa.Double, nullable=False),
     sa.Column("sessions_changed", sa.Integer, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="rebase"),  # or "correction"
     sa.Index(None, "ticker", "detected_at"),
 )
 

@@ -54,6 +54,12 @@ class Forecaster:
         """Whether `params` describe this model's preset and architecture, so it can be updated."""
         return self.preset == params.preset and self.spec == spec_of(params)
 
+    @property
+    def scale_free(self) -> bool:
+        """Whether its inputs stay the same when every price is multiplied by one factor (a
+        split re-basing the history): returns do, the seed preset's levels do not."""
+        return self.preset != "seed"
+
     def forecast(self, closes: np.ndarray) -> float:
         """The next close, given chronological closes up to and including the as-of session."""
         closes = windows.check_closes(closes)
@@ -124,7 +130,7 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
         x, y = windows.supervised(scaling.apply(closes), spec.window)
         if len(y) == 0:
             raise ValueError(f"too few closes to train: {len(closes)}")
-        result = network.train_tutorial(spec, x, y, seed=params.seed, epochs=TUTORIAL_EPOCHS)
+        result = _converged(network.train_tutorial(spec, x, y, seed=params.seed, epochs=TUTORIAL_EPOCHS))
         forecaster = Forecaster("seed", spec, result.weights, scaling, 1.0)
         return Fit(forecaster, result.epochs, len(y), len(closes), result.train_loss)
     closes = closes[-params.train_sessions :]
@@ -138,11 +144,11 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
         )
     scaling = windows.fit_standard(returns[: windows.training_span(n_train, spec.window)])
     xs, ys = scaling.apply(x), scaling.apply(y)
-    result = network.train_loop(
+    result = _converged(network.train_loop(
         spec, network.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
         y_val=ys[n_train:], learning_rate=params.learning_rate, batch_size=params.batch_size,
         max_epochs=params.max_epochs, patience=params.patience, seed=params.seed,
-    )  # fmt: skip
+    ))  # fmt: skip
     unshrunk = Forecaster("default", spec, result.weights, scaling, 1.0)
     shrink = shrink_factor(unshrunk.raw(x[n_train:]), y[n_train:]) if params.guard else 1.0
     forecaster = Forecaster("default", spec, result.weights, scaling, shrink)
@@ -154,6 +160,14 @@ def train(closes: np.ndarray, params: ModelParams) -> Fit:
         result.epochs, n_train, len(closes), result.train_loss, result.val_loss,
         rmse(predicted, actual), rmse(closes[as_of], actual),
     )  # fmt: skip
+
+
+def _converged(result: network.TrainResult) -> network.TrainResult:
+    """The result, or a ValueError when training diverged: weights that are not finite
+    forecast nothing and must never be stored as a model."""
+    if not all(np.isfinite(w).all() for w in result.weights):
+        raise ValueError("training diverged (weights not finite): lower NIGHTCAST_MODEL__LEARNING_RATE")
+    return result
 
 
 def shrink_factor(predicted: np.ndarray, realized: np.ndarray) -> float:
@@ -181,11 +195,11 @@ def update(previous: Forecaster, closes: np.ndarray, params: ModelParams) -> Fit
     x, y = windows.supervised(windows.series(recent, previous.preset), previous.spec.window)
     if len(y) == 0:
         raise ValueError(f"too few closes to update: {len(closes)}")
-    result = network.train_loop(
+    result = _converged(network.train_loop(
         previous.spec, previous.weights, previous.scaling.apply(x), previous.scaling.apply(y), x_val=None,
         y_val=None, learning_rate=params.update_learning_rate, batch_size=params.batch_size,
         max_epochs=params.update_epochs, patience=params.patience, seed=params.seed,
-    )  # fmt: skip
+    ))  # fmt: skip
     forecaster = Forecaster(
         previous.preset,
         previous.spec,
