@@ -18,7 +18,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
-from job.errors import NightcastError
+from job.errors import NightcastError, quote
 
 DEEP_START = dt.date(1990, 1, 1)
 
@@ -39,10 +39,10 @@ class Sessions:
             except ValueError:  # some are not defined that far back (XTKS from 1997)
                 self._cal = xcals.get_calendar(name, start=xcals.get_calendar(name).bound_min())
         except xcals.errors.InvalidCalendarName:
-            raise NightcastError(f"unknown exchange calendar {name!r} (e.g. XNYS, XLON, XTKS)") from None
+            raise NightcastError(f"unknown exchange calendar {quote(name)} (e.g. XNYS, XLON, XTKS)") from None
         except Exception as exc:  # a few listed calendars cannot be built at all (XTAE, XBEL)
             raise NightcastError(
-                f"exchange calendar {name!r} cannot be used ({type(exc).__name__})"
+                f"exchange calendar {quote(name)} cannot be used ({type(exc).__name__})"
             ) from None
         self.name = name
         self.first = self._cal.first_session.date()

@@ -130,6 +130,20 @@ class Claims:
         self.conn.commit()
         return bool(free)
 
+    def held_elsewhere(self, name: str) -> bool:
+        """Whether another live process holds `name` (SQLite: any cycle on the database);
+        a probe that leaves nothing claimed."""
+        if self._file is None:
+            return not self.is_free(name)
+        if self._file.is_locked:
+            return False
+        try:
+            self._file.acquire(timeout=0)
+        except filelock.Timeout:
+            return True
+        self._file.release(force=True)
+        return False
+
     def busy_message(self, name: str) -> str:
         where = mask_url(self.url)
         return f"{name}: another nightcast cycle on {where} is working on it; try later or pass --wait"

@@ -18,7 +18,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from job.config import Settings, load_settings
-from job.errors import NightcastError, one_line
+from job.errors import NightcastError, one_line, quote
 from job.redact import redact
 
 app = typer.Typer(
@@ -104,7 +104,7 @@ def parse_date(option: str, value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise NightcastError(f"{option}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+        raise NightcastError(f"{option}: {quote(value)} is not a date (expected YYYY-MM-DD)") from None
 
 
 def parse_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
@@ -268,6 +268,8 @@ def report(
     from job.report import render_report
 
     first, last = parse_range(start, end)
+    if out.exists() and not out.is_dir():
+        raise NightcastError(f"--out {out} is a file: give the folder for the charts and index.html")
     settings = load_settings(database_url=database_url, tickers=tickers)
     index = render_report(settings, settings.tickers, first, last, out)
     typer.echo(f"report for {', '.join(settings.tickers)}: {index}")
@@ -304,6 +306,10 @@ def export(
 
     if out.suffix != ".keras":
         raise NightcastError(f"--out {out}: a Keras model file must end in .keras")
+    if out.is_dir():
+        raise NightcastError(f"--out {out} is a folder: give the .keras file to write")
+    if not out.parent.is_dir():
+        raise NightcastError(f"--out {out}: the folder {out.parent} does not exist")
     settings = load_settings(database_url=database_url)
     require_current(settings.database_url)
     symbol = normalize_ticker(ticker)

@@ -6,32 +6,51 @@ touches the database, with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from job import redact
-from job.errors import NightcastError
+from job.errors import NightcastError, quote
 from job.tickers import normalize_ticker
 
 if TYPE_CHECKING:
     from job.calendar import Calendars
 
 ENV_PREFIX = "NIGHTCAST_"
+ENV_FILE = ".env"
+#: What Dask's Client takes: protocol://host:port (or host:port, meaning tcp).
+_DASK_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[\w.\-]+(:\d{1,5})?|[\w.\-]+:\d{1,5}|inproc://\S+")
+
+
+Units = Annotated[int, Field(ge=1, le=4096)]
 
 
 class ModelParams(BaseModel):
-    """Hyper-parameters of the forecaster; stored verbatim with every model version."""
+    """Hyper-parameters of the forecaster; stored verbatim with every model version. Every
+    value is checked here (positive sizes, finite rates, a seed Keras accepts), so a bad one
+    names its setting instead of failing each ticker inside Keras every night."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     preset: Literal["default", "seed"] = "default"
     window: int = Field(10, ge=2, le=250)
-    lstm_units: tuple[int, int] = (50, 50)
-    dense_units: int = Field(25, ge=1)
+    lstm_units: tuple[Units, Units] = (50, 50)
+    dense_units: Units = 25
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
     max_epochs: int = Field(20, ge=1)
@@ -41,12 +60,14 @@ class ModelParams(BaseModel):
     update_sessions: int = Field(75, ge=20, description="recent sessions a nightly update sees")
     update_epochs: int = Field(2, ge=1)
     update_learning_rate: float = Field(2e-4, gt=0)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**31)
     guard: bool = Field(True, description="shrink forecasts toward naive by a factor fit on validation")
 
 
 class RetrainPolicy(BaseModel):
     """When a nightly update is not enough and the model is rebuilt from scratch."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     retrain_every: int = Field(20, ge=1, description="sessions between scheduled retrains")
     skill_threshold: float = Field(1.10, gt=0, description="RMSE_lstm / RMSE_naive that forces a retrain")
@@ -58,7 +79,7 @@ def _calendar_name(value: str) -> str:
     import exchange_calendars
 
     if value not in exchange_calendars.get_calendar_names(include_aliases=True):
-        raise ValueError(f"unknown exchange calendar {value!r} (e.g. XNYS, XLON, XTKS)")
+        raise ValueError(f"unknown exchange calendar {quote(value)} (e.g. XNYS, XLON, XTKS)")
     return value
 
 
@@ -67,10 +88,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="ignore",
+        allow_inf_nan=False,
     )
 
     database_url: str = "sqlite:///nightcast.db"
@@ -113,6 +135,15 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite and postgresql databases are supported")
         for password in redact.passwords_in(url):
             redact.remember(password)
+        return value
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        if value is not None and not _DASK_ADDRESS.fullmatch(value):
+            raise ValueError(
+                f"{quote(value)} is not a Dask scheduler address (expected e.g. tcp://host:8786)"
+            )
         return value
 
     @field_validator("tickers", mode="before")
@@ -184,7 +215,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+            raise ValueError(f"unknown time zone {quote(value)}") from None
         return value
 
     @field_validator("schedule_cron")
@@ -226,10 +257,14 @@ class Settings(BaseSettings):
         return redact.mask_url(self.database_url)
 
 
-def _setting_name(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
-    if loc and loc[0] in overrides:
-        return "--" + str(loc[0]).replace("_", "-")
-    return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+def _setting_name(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> tuple[str, str]:
+    """The option or variable a validation error's location names, and which item of it."""
+    names = [str(part) for part in loc if isinstance(part, str)]
+    items = [part for part in loc if isinstance(part, int)]
+    which = f"item {items[0] + 1}: " if items else ""
+    if names and names[0] in overrides:
+        return "--" + names[0].replace("_", "-"), which
+    return ENV_PREFIX + "__".join(names).upper(), which
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -242,5 +277,13 @@ def load_settings(**overrides: Any) -> Settings:
         message = first["msg"].removeprefix("Value error, ")
         if not first["loc"]:  # a check across settings names them itself
             raise NightcastError(f"setting {message}") from None
-        name = _setting_name(first["loc"], clean)
-        raise NightcastError(f"setting {name}: {message}") from None
+        name, which = _setting_name(first["loc"], clean)
+        raise NightcastError(f"setting {name}: {which}{message}") from None
+    except SettingsError as exc:  # a nested setting given as one variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + (field.group(1).upper() if field else "?")
+        raise NightcastError(
+            f"setting {name}: not a JSON object (set its parts instead, e.g. {name}__PRESET=seed)"
+        ) from None
+    except UnicodeDecodeError:
+        raise NightcastError(f"setting file {ENV_FILE}: not UTF-8 text") from None

@@ -48,6 +48,26 @@ class ClaimLost(NightcastError):
     """The connection holding this cycle's claims is gone: stop before writing anything more."""
 
 
+#: How much of a value from outside (a cell, an argument, a setting) a message quotes.
+QUOTED = 40
+#: The longest message nightcast prints or stores about one problem.
+LONGEST = 1000
+
+
+def quote(value: object) -> str:
+    """`value` as a message quotes it: its repr, or a short prefix and its length, so that
+    a 50 MB cell makes a short line, not a 50 MB log, flag and `job_runs` row."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= QUOTED:
+        return repr(text)
+    return f"{text[:QUOTED]!r}... ({len(text)} characters)"
+
+
+def clip(text: str) -> str:
+    """A message cut to LONGEST characters, saying how long it was."""
+    return text if len(text) <= LONGEST else f"{text[:LONGEST]}... ({len(text)} characters)"
+
+
 def one_line(exc: BaseException) -> str:
     """What went wrong, for people: one line, passwords scrubbed, no SQL or driver dump.
 
@@ -65,4 +85,4 @@ def one_line(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return redact(first)
+    return clip(redact(first))

@@ -27,7 +27,7 @@ from job.claims import Claims
 from job.compute import Step, Task
 from job.config import Settings
 from job.db.migrate import require_current
-from job.errors import ClaimLost, NightcastError, TickerError, one_line
+from job.errors import ClaimLost, NightcastError, TickerError, clip, one_line
 from job.evaluate import RangeSummary, summarize
 from job.executors import DaskExecutor, InProcess
 from job.ingest import IngestOutcome, ingest_many
@@ -84,7 +84,7 @@ class TickerReport:
     ) -> None:
         """Record why the ticker is not done, and log it: the one line people see for it
         (`exc`, an unforeseen error, adds its traceback with --verbose and in the service log)."""
-        self.status, self.error = status, error
+        self.status, self.error = status, clip(error)
         level = logging.ERROR if status in ("failed", "flagged") else logging.WARNING
         log.log(level, "%s", error, exc_info=exc)
 

@@ -23,7 +23,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from job.config import Settings
+from job.config import ENV_PREFIX, Settings
 from job.db import get_engine, predictions
 from job.errors import NightcastError
 from job.pipeline import Cycle
@@ -35,22 +35,43 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 60
 
 
+#: How far ahead of this clock a heartbeat may be dated (clocks of two containers differ a
+#: little); further ahead, it was written by a clock that was wrong and proves nothing.
+HEARTBEAT_AHEAD_SECONDS = 60
+
+
 def write_heartbeat(path: Path, now: datetime) -> None:
     """Atomically replace the heartbeat so a healthcheck never reads half a timestamp."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(now.isoformat() + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(now.isoformat() + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise NightcastError(
+            f"setting {ENV_PREFIX}HEARTBEAT_FILE: cannot write {path} ({exc.strerror})"
+        ) from None
 
 
 def heartbeat_age(path: Path, now: datetime) -> float:
-    """Seconds since the scheduler last wrote its heartbeat."""
+    """Seconds since the scheduler last wrote its heartbeat; an error for a heartbeat that
+    is missing, unreadable or dated in the future (a clock that was ahead would otherwise
+    keep a dead scheduler healthy)."""
     try:
         written = datetime.fromisoformat(path.read_text().strip())
     except FileNotFoundError:
         raise NightcastError(f"heartbeat file {path} does not exist: is the scheduler running?") from None
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise NightcastError(f"heartbeat file {path} holds no timestamp") from None
-    return (now - written).total_seconds()
+    except OSError as exc:
+        raise NightcastError(
+            f"setting {ENV_PREFIX}HEARTBEAT_FILE: cannot read {path} ({exc.strerror})"
+        ) from None
+    age = (now - written).total_seconds()
+    if age < -HEARTBEAT_AHEAD_SECONDS:
+        raise NightcastError(
+            f"heartbeat file {path} is dated {-age:.0f}s in the future: a clock is wrong, it proves nothing"
+        )
+    return max(age, 0.0)
 
 
 class NightlyService:

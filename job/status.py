@@ -13,9 +13,10 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from job.claims import Claims
 from job.config import Settings
 from job.db import get_engine, job_runs, model_versions, price_flags, prices
-from job.db.migrate import current_revision, head_revision
+from job.db.migrate import current_revision, head_revision, unknown_revision
 from job.db.schema import latest_predictions, model_skill
 from job.runs import utcnow
 
@@ -34,10 +35,17 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     url = settings.database_url
     revision = current_revision(url)
     head = head_revision(url)
+    unknown = unknown_revision(url, revision)
     lines = [
         f"database: {settings.safe_database_url}",
         f"schema:   revision {revision or 'none'}"
-        + ("" if revision == head else f" (head is {head}: run `nightcast migrate`)"),
+        + (
+            f" ({unknown})"
+            if unknown
+            else ""
+            if revision == head
+            else f" (head is {head}: run `nightcast migrate`)"
+        ),
     ]
     if revision != head:
         return "\n".join(lines)
@@ -59,12 +67,23 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     if last_run is None:
         lines.append("last run: none")
     else:
+        state = last_run.status
+        if state == "running" and not _alive(url, (last_run.details or {}).get("claim")):
+            state = "running, abandoned: the process died"
         lines.append(
-            f"last run: #{last_run.id} {last_run.kind} {last_run.status}, started "
+            f"last run: #{last_run.id} {last_run.kind} {state}, started "
             f"{last_run.started_at:%Y-%m-%d %H:%M:%S}"
             + (f", error: {last_run.error}" if last_run.error else "")
         )
     return "\n".join(lines)
+
+
+def _alive(url: str, claim: str | None) -> bool:
+    """Whether the cycle that wrote a `running` row still lives (it holds its claim)."""
+    if claim is None:
+        return False
+    with Claims(url) as claims:
+        return claims.held_elsewhere(claim)
 
 
 def _load(conn: sa.Connection) -> dict[str, _Ticker]:

@@ -2,7 +2,7 @@
 
 import re
 
-from job.errors import NightcastError
+from job.errors import NightcastError, quote
 
 _TICKER = re.compile(r"(?=.*[A-Z0-9])[A-Z0-9.\-^=]{1,15}")  # at least one letter or digit
 
@@ -12,7 +12,7 @@ def normalize_ticker(raw: str) -> str:
     ticker = raw.strip().upper()
     if not _TICKER.fullmatch(ticker):
         raise NightcastError(
-            f"invalid ticker {raw!r}: use 1-15 letters, digits or . - ^ =, with at least one letter or "
+            f"invalid ticker {quote(raw)}: use 1-15 letters, digits or . - ^ =, with at least one letter or "
             "digit (e.g. TSLA, BRK-B, ^GSPC)"
         )
     return ticker

@@ -14,6 +14,8 @@ Policy (one ticker's batch at a time, nothing is written until it passes):
   above min(Open, Close). Real Yahoo data contains such bars (prints outside the
   consolidated high/low); the close is right, so the bar is kept and High/Low are widened
   to envelop Open and Close. (The bundled TSLA series has none.)
+- Stored as served, with a warning: sessions of the exchange missing between the batch's
+  first and last bar (a halt, or a feed that skipped a bar).
 
 Every problem names ticker, date and rule: "TSLA 2020-07-31: duplicate date (2 rows)".
 """
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from job.calendar import Sessions
-from job.errors import Refused
+from job.errors import Refused, quote
 from job.sources.base import COLUMNS, VALUE_COLUMNS, Bars
 
 PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
@@ -90,7 +92,7 @@ class Validated:
 
 
 def _label(day: object) -> str:
-    return day.isoformat() if isinstance(day, dt.date) else repr(day)
+    return day.isoformat() if isinstance(day, dt.date) else quote(day)
 
 
 def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: str | None = None) -> Validated:
@@ -104,6 +106,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
     if not len(bars):
         return Validated(bars)
     problems: list[Problem] = []
+    missing: list[dt.date] = []
 
     if set(map(type, dates)) == {dt.date}:  # every source's normal case, at C speed
         is_date = np.ones(len(dates), dtype=bool)
@@ -123,12 +126,18 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
         valid = set(sessions.sessions_in_range(min(good), max(good)))
         for day in sorted(unique - valid):
             problems.append(Problem(ticker, day.isoformat(), NOT_A_SESSION, f"{sessions.name} is closed"))
+        missing = sorted(valid - unique)
 
     problems += _value_problems(ticker, dates, values)
     if problems:
         raise ValidationError(ticker, problems, origin, span)
 
     warnings: list[str] = []
+    if missing:  # a halt, or a feed that skipped bars: stored as served, but said
+        shown = ", ".join(d.isoformat() for d in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        warnings.append(
+            f"{ticker}: {len(missing)} sessions of {sessions.name} missing in the download ({shown})"
+        )
     o, h, l, c = (bars.column(name) for name in ("open", "high", "low", "close"))  # noqa: E741
     top, bottom = np.maximum(o, c), np.minimum(o, c)
     for i in np.flatnonzero(h < top):

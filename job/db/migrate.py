@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 import migrations
 from job.db.engine import get_engine
@@ -24,13 +28,31 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_to_head(url: str) -> tuple[str | None, str]:
-    """Upgrade the database; returns (revision before, revision after). A no-op at head."""
-    before = current_revision(url)
-    with get_engine(url).begin() as conn:
+    """Upgrade the database; returns (revision before, revision after). A no-op at head.
+
+    Two migrations at once (two containers starting) take turns: the second finds the
+    first's work done. A database at a revision this nightcast does not know is refused."""
+    with _one_at_a_time(url), get_engine(url).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(:name))"),
+                         {"name": "nightcast/migrate"})  # fmt: skip
+        before = MigrationContext.configure(conn).get_current_revision()
+        _known(url, before)
         config = alembic_config(url)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     return before, head_revision(url)
+
+
+@contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """SQLite has no advisory locks: a lock file beside the database (none in memory)."""
+    database = make_url(url).database
+    if make_url(url).get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with filelock.FileLock(f"{database}.migrate.lock"):
+        yield
 
 
 def current_revision(url: str) -> str | None:
@@ -44,12 +66,30 @@ def head_revision(url: str) -> str:
     return head
 
 
+def unknown_revision(url: str, revision: str | None) -> str | None:
+    """Why `revision` is not one of this nightcast's, or None when it is."""
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+    if revision is None or revision in known:
+        return None
+    return (
+        f"database schema is at revision {revision}, which this nightcast does not know: a newer "
+        "nightcast migrated it; upgrade nightcast to use it"
+    )
+
+
+def _known(url: str, revision: str | None) -> None:
+    problem = unknown_revision(url, revision)
+    if problem:
+        raise NightcastError(problem)
+
+
 def require_current(url: str) -> None:
     """Refuse to work on a database whose schema is not at head, with the fix in the message."""
     try:
         current = current_revision(url)
     except sa.exc.OperationalError as exc:
         raise NightcastError(f"cannot connect to the database: {exc.orig}") from None
+    _known(url, current)
     if current != head_revision(url):
         raise NightcastError(
             f"database schema is at revision {current or 'none'}, expected "

@@ -106,7 +106,7 @@ def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = N
     Raises ArtifactError when that version's bytes are pruned, missing, altered (sha256
     mismatch) or unreadable; the caller retrains rather than silently using an older model.
     """
-    query = sa.select(mv).where(mv.c.ticker == ticker)
+    query = sa.select(*_LOADED).where(mv.c.ticker == ticker)
     if through is not None:
         query = query.where(mv.c.trained_through <= through)
     row = conn.execute(query.order_by(mv.c.trained_through.desc(), mv.c.id.desc()).limit(1)).one_or_none()
@@ -120,6 +120,11 @@ def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = N
         created_at=row.created_at,
         forecaster=_forecaster(ticker, row),
     )
+
+
+#: What loading a version reads: never `params`, a record for people that no load depends on
+#: (so that one unreadable there cannot stop a ticker's every night).
+_LOADED = (mv.c.id, mv.c.kind, mv.c.trained_through, mv.c.created_at, mv.c.artifact, mv.c.artifact_sha256)
 
 
 def _forecaster(ticker: str, row: sa.Row[Any]) -> Forecaster:
@@ -139,7 +144,7 @@ def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> in
     from job.files import replace_file
     from job.model.network import save_keras
 
-    query = sa.select(mv).where(mv.c.ticker == ticker)
+    query = sa.select(*_LOADED).where(mv.c.ticker == ticker)
     query = query.where(mv.c.id == version_id) if version_id is not None else query
     with get_engine(url).connect() as conn:
         row = conn.execute(query.order_by(mv.c.trained_through.desc(), mv.c.id.desc()).limit(1)).one_or_none()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from job.calendar import Sessions
 from job.config import Settings
-from job.errors import NightcastError
+from job.errors import NightcastError, quote
 from job.sources.base import COLUMNS, PriceSource, empty_frame
 from job.sources.csvfile import CsvSource
 from job.sources.sample import SampleSource
@@ -36,7 +36,7 @@ def make_source(
         return CsvSource(Path(csv_path))
     if name == "sample":
         return SampleSource()
-    raise NightcastError(f"unknown price source {name!r} (use {', '.join(SOURCE_NAMES)})")
+    raise NightcastError(f"unknown price source {quote(name)} (use {', '.join(SOURCE_NAMES)})")
 
 
 def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = None) -> PriceSource:

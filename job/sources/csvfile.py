@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from job.errors import TickerError
+from job.errors import TickerError, clip, quote
 from job.sources.base import YAHOO_COLUMNS, finish
 from job.validate import NOT_A_NUMBER, UNPARSEABLE_DATE, Problem, ValidationError
 
@@ -50,7 +50,7 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
         raise TickerError(ticker, f"no CSV file at {path}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TickerError(ticker, f"{path}: malformed CSV ({reason})") from None
+        raise TickerError(ticker, f"{path}: malformed CSV ({clip(reason)})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     raw = raw.fillna("")  # a row with too few cells: the missing ones are empty
     missing = [c for c in REQUIRED if c not in raw.columns]
@@ -64,11 +64,13 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
         raw["Adj Close"] = raw["Close"]
     raw = raw.loc[:, list(YAHOO_COLUMNS)]
     raw = raw.loc[(raw != "").any(axis=1)]  # blank lines
+    if raw.empty:
+        raise TickerError(ticker, f"{path}: holds no price rows, only a header")
     problems: list[Problem] = []
     dates = [_parse_date(text) for text in raw["Date"]]
     for line, text, day in zip(raw.index + 2, raw["Date"], dates, strict=True):
         if day is None:
-            problems.append(Problem(ticker, f"line {line}", UNPARSEABLE_DATE, repr(text)))
+            problems.append(Problem(ticker, f"line {line}", UNPARSEABLE_DATE, quote(text)))
     frame = pd.DataFrame({"date": dates}, index=raw.index)
     for column, name in YAHOO_COLUMNS.items():
         if name == "date":
@@ -78,7 +80,7 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
         frame[name] = pd.to_numeric(text.replace({"": None}), errors="coerce")
         for line in raw.index[frame[name].isna() & (text != "")] + 2:
             problems.append(
-                Problem(ticker, f"line {line}", NOT_A_NUMBER, f"{column} {raw[column][line - 2]!r}")
+                Problem(ticker, f"line {line}", NOT_A_NUMBER, f"{column} {quote(raw[column][line - 2])}")
             )
     if problems:
         problems.sort(key=lambda p: int(p.date.removeprefix("line ")))
@@ -109,6 +111,9 @@ class CsvSource:
 
     def fetch(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         path = self.file_for(ticker)
-        frame = finish(read_yahoo_csv(path, ticker), start, end)
+        table = read_yahoo_csv(path, ticker)
+        frame = finish(table, start, end)
         frame.attrs["origin"] = str(path)
+        # Rows past `end`: ingest names them when `end` is the last closed session.
+        frame.attrs["after_end"] = sorted(d for d in table["date"] if isinstance(d, dt.date) and d > end)
         return frame
