@@ -17,6 +17,7 @@ import argparse
 import bisect
 import datetime as dt
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,9 +31,11 @@ import sqlalchemy as sa
 from job.calendar import Calendars, get_sessions
 from job.db import get_engine, prices, upsert
 from job.db.migrate import upgrade_to_head
-from job.db.scratch import scratch_schema
 from job.ingest import ingest_many
 from job.sources.base import finish
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scratch schemas
+from tests.scratch import scratch_schema
 
 PG_URL = os.environ.get("NIGHTCAST_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LAST = dt.date(2020, 7, 31)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from job.compute import Task
+    from job.forecasts import LEVELS, MODELS, bounds
+from job.compute import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -54,18 +55,23 @@ def score(ticker: str, closes: dict[np.datetime64, float], steps: list) -> dict[
 
     matured = [s for s in steps if np.datetime64(s.target) in closes]
     actual = np.array([closes[np.datetime64(s.target)] for s in matured])
-    values = np.array([s.forecasts for s in matured])  # (n, model, point/l80/u80/l95/u95)
+
+    def made(model: str, column: str) -> np.ndarray:
+        return np.array([getattr(s.forecasts[model], column) for s in matured])
+
     row: dict[str, float] = {"sessions": len(matured)}
-    for m, model in enumerate(("lstm", "naive")):
-        row[f"{model}_rmse"] = scores.rmse(values[:, m, 0], actual)
-        row[f"{model}_c80"] = scores.coverage(values[:, m, 1], values[:, m, 2], actual)
-        row[f"{model}_c95"] = scores.coverage(values[:, m, 3], values[:, m, 4], actual)
-        row[f"{model}_w95"] = scores.winkler(values[:, m, 3], values[:, m, 4], actual, 0.05)
+    for model in MODELS:
+        row[f"{model}_rmse"] = scores.rmse(made(model, "predicted_close"), actual)
+        for level in LEVELS:
+            lower, upper = (made(model, name) for name in bounds(level))
+            row[f"{model}_c{level}"] = scores.coverage(lower, upper, actual)
+        row[f"{model}_w95"] = scores.winkler(*(made(model, name) for name in bounds(95)), actual, 0.05)
+    lstm, naive = made("lstm", "predicted_close"), made("naive", "predicted_close")
     row["ratio"] = row["lstm_rmse"] / row["naive_rmse"]
-    row["network_ratio"] = scores.rmse(values[:, 0, 5], actual) / row["naive_rmse"]  # the network alone
+    row["network_ratio"] = scores.rmse(made("lstm", "network_close"), actual) / row["naive_rmse"]
     row["winkler_ratio"] = row["lstm_w95"] / row["naive_w95"]
-    row["dm"] = scores.dm_pvalue(values[:, 0, 0] - actual, values[:, 1, 0] - actual) or float("nan")
-    row["moved"] = float(np.mean(values[:, 0, 0] != values[:, 1, 0]))
+    row["dm"] = scores.dm_pvalue(lstm - actual, naive - actual) or float("nan")
+    row["moved"] = float(np.mean(lstm != naive))
     return row
 
 

@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 upgrade_to_head(url)
                 settings = load_settings(database_url=url, dask_address=cluster.scheduler_address, **common)
                 started = time.perf_counter()
-                report = Cycle(settings, source_for(settings)).run(
-                    tickers, kind="backfill", start=start, as_of=end
-                )
+                report = Cycle(settings, source_for(settings)).backfill(tickers, start=start, as_of=end)
                 seconds[workers].append(time.perf_counter() - started)
                 assert report.status == "succeeded", [t.error for t in report.tickers]
             with get_engine(url).connect() as conn:

@@ -6,8 +6,6 @@ traceback. Every command takes `--database-url`, which overrides NIGHTCAST_DATAB
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import traceback
 from datetime import date
@@ -19,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from job.config import Settings, load_settings
 from job.errors import NightcastError, one_line, quote
-from job.redact import redact
+from job.logs import setup_logging
 
 app = typer.Typer(
     name="nightcast",
@@ -38,8 +36,6 @@ DatabaseUrl = Annotated[
     ),
 ]
 
-log = logging.getLogger("job")
-
 
 @app.callback()
 def _root(
@@ -49,7 +45,7 @@ def _root(
     ] = False,
 ) -> None:
     """Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast."""
-    _setup_logging(verbose, tracebacks=ctx.invoked_subcommand == "schedule")
+    setup_logging(verbose, tracebacks=ctx.invoked_subcommand == "schedule")
 
 
 @app.command()
@@ -159,15 +155,10 @@ def run(
         database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
         dask_address=dask_address,
     )  # fmt: skip
-    report = _cycle(settings).run(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
-    for t in report.tickers:
-        if t.status == "ok":
-            span = f"as of {t.first_as_of}..{t.last_as_of}" if t.sessions else "already up to date"
-            typer.echo(
-                f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
-                f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
-            )
-    typer.echo(f"run #{report.run_id} {report.status}")
+    from job.console import run_lines
+
+    report = _cycle(settings).nightly(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
+    typer.echo("\n".join(run_lines(report)))
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -202,7 +193,7 @@ def backfill(
     assert first is not None  # --start is required
     with progress() as (on_plan, on_session):
         cycle = _cycle(settings, on_plan=on_plan, on_session=on_session)
-        report = cycle.run(settings.tickers, kind="backfill", start=first, as_of=last, wait=wait)
+        report = cycle.backfill(settings.tickers, start=first, as_of=last, wait=wait)
     print_summary(report)
     if report.status != "succeeded":
         raise typer.Exit(1)
@@ -226,22 +217,11 @@ def train_command(
     settings = load_settings(
         database_url=database_url, tickers=tickers, workers=workers, dask_address=dask_address
     )
-    report = _cycle(settings).run(
-        settings.tickers, kind="train", as_of=parse_date("--as-of", as_of), wait=wait
-    )
-    for t in report.tickers:
-        if t.status != "ok":
-            continue
-        skill = (
-            f"validation RMSE {t.val_rmse:.4f} vs naive {t.val_naive_rmse:.4f} "
-            f"(ratio {t.val_rmse / t.val_naive_rmse:.3f})"
-            if t.val_rmse is not None and t.val_naive_rmse
-            else "no validation tail"
-        )
-        typer.echo(
-            f"{t.ticker}: version {t.version_id}, trained on {t.trained_from}..{t.last_as_of}, "
-            f"{t.epochs} epochs, {skill}"
-        )
+    from job.console import train_lines
+
+    report = _cycle(settings).train(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
+    for line in train_lines(report):
+        typer.echo(line)
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -301,7 +281,7 @@ def export(
 ) -> None:
     """Write a stored model as a .keras file: Keras' own format, `keras.saving.load_model` opens it."""
     from job.db.migrate import require_current
-    from job.db.versions import export_keras
+    from job.model_store import export_keras
     from job.tickers import normalize_ticker
 
     if out.suffix != ".keras":
@@ -324,7 +304,7 @@ def health(
     ] = 300,
 ) -> None:
     """Exit 0 when the scheduler's heartbeat is fresh (for container healthchecks)."""
-    from job.runs import utcnow
+    from job.clock import utcnow
     from job.scheduler import heartbeat_age
 
     settings = load_settings()
@@ -367,10 +347,6 @@ def ingest(
     first, last = parse_range(start, end)
     accepted = {parse_date("--accept", day) for day in accept or ()}
     settings = load_settings(database_url=database_url, tickers=tickers, source=source, csv_path=csv)
-    if accepted and len(settings.tickers) != 1:
-        raise NightcastError(
-            f"--accept: name the one ticker whose step is real (--tickers; got {len(settings.tickers)})"
-        )
     outcomes = _cycle(settings).ingest(
         settings.tickers, start=first, end=last, wait=wait, accept=accepted - {None}
     )
@@ -381,41 +357,6 @@ def ingest(
             typer.echo(f"failed: {outcome.error}", err=True)
     if any(not outcome.ok for outcome in outcomes):
         raise typer.Exit(1)
-
-
-class _Output(logging.Formatter):
-    """Log lines for people: passwords scrubbed; tracebacks only where asked for (`--verbose`,
-    and always in the scheduler's log, which is read after the fact)."""
-
-    def __init__(self, fmt: str, *, tracebacks: bool) -> None:
-        super().__init__(fmt)
-        self.tracebacks = tracebacks
-
-    def formatException(self, ei: Any) -> str:
-        return super().formatException(ei) if self.tracebacks else ""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
-
-
-def _setup_logging(verbose: bool, *, tracebacks: bool = False) -> None:
-    """Every module logs under `job.*` (its `__name__`); one handler on stderr shows them."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
-        fmt = "%(message)s"
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(_Output(fmt, tracebacks=verbose or tracebacks))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("tensorflow", "absl", "matplotlib", "yfinance", "distributed"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ pass. Each session sees `closes[: as_of + 1]` only.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -20,13 +21,11 @@ import numpy as np
 from job import intervals
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
+from job.forecasts import COLUMNS, LEVELS, MODELS, Forecast, bounds
 from job.model.core import Fit, Forecaster, train, update
 from job.policy import Decision, decide
 from job.scores import dm_pvalue, rmse
 
-MODELS = ("lstm", "naive")
-#: Per model, what a forecast stores: the point and its (lower, upper) at each level.
-COLUMNS = ("point", "lower_80", "upper_80", "lower_95", "upper_95", "network")
 #: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
 #: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
 #: night, hence stricter than 5%), before the LSTM forecast leaves the last close.
@@ -35,22 +34,33 @@ LIVE_MIN, LIVE_P = 60, 0.01
 PLAUSIBLE_FACTOR = 10.0
 
 
+def _no_values() -> dict[str, dict[str, np.ndarray]]:
+    return {model: {name: np.empty(0) for name in COLUMNS} for model in MODELS}
+
+
 @dataclass(frozen=True)
 class Recent:
     """The ticker's latest forecasts, oldest first: what skill, the guard and the intervals
-    learn from. `values[i, m]` holds COLUMNS of model MODELS[m] (NaN: no interval)."""
+    learn from. `values[model][column]`: one array per stored column (NaN: none)."""
 
     targets: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
     as_of: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
-    values: np.ndarray = field(default_factory=lambda: np.empty((0, len(MODELS), len(COLUMNS))))
+    values: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=_no_values)
 
-    def add(self, target: np.datetime64, as_of: np.datetime64, values: np.ndarray) -> Recent:
+    def add(self, target: np.datetime64, as_of: np.datetime64, made: Mapping[str, Forecast]) -> Recent:
         keep = intervals.WINDOW
         return Recent(
             np.append(self.targets, target)[-keep:],
             np.append(self.as_of, as_of)[-keep:],
-            np.concatenate([self.values, values[None]])[-keep:],
-        )
+            {
+                model: {name: np.append(self.values[model][name], value)[-keep:]
+                        for name, value in made[model].values().items()}
+                for model in MODELS
+            },
+        )  # fmt: skip
+
+    def column(self, model: str, name: str) -> np.ndarray:
+        return self.values[model][name]
 
 
 @dataclass(frozen=True)
@@ -94,16 +104,16 @@ class Step:
     reason: str
     fit: Fit
     trained_from: dt.date
-    forecasts: np.ndarray  # (MODELS, COLUMNS), NaN where there is no interval
+    forecasts: Mapping[str, Forecast]  # per model, in MODELS order
     warning: str | None = None
 
     @property
     def lstm(self) -> float:
-        return float(self.forecasts[0, 0])
+        return self.forecasts["lstm"].predicted_close
 
     @property
     def naive(self) -> float:
-        return float(self.forecasts[1, 0])
+        return self.forecasts["naive"].predicted_close
 
 
 def lookback(params: ModelParams) -> int:
@@ -158,22 +168,32 @@ def _session(
         lstm = naive  # no live evidence of skill: the guard keeps the last close
     else:
         lstm = fit.forecaster.forecast(closes)
-    forecasts = np.full((len(MODELS), len(COLUMNS)), np.nan)
-    forecasts[:, 0], forecasts[0, -1] = (lstm, naive), network
-    for m in (1, 0):  # naive first: an LSTM forecast equal to naive's carries naive's interval
-        past = matured.naive_scores(sigma) if m else matured.lstm_scores(sigma, fit.forecaster.calibration)
-        for level, coverage in enumerate(intervals.LEVELS):
-            bounds = intervals.interval(
-                forecasts[m, 0], sigma[end - 1], past, matured.misses(m, level), coverage
-            )
-            forecasts[m, 1 + 2 * level : 3 + 2 * level] = bounds or (np.nan, np.nan)
-        if lstm == naive:
-            forecasts[0, 1:-1] = forecasts[1, 1:-1]
-            break
+    naive_forecast = Forecast(
+        naive, **_intervals(naive, sigma[end - 1], matured.naive_scores(sigma), matured, "naive")
+    )
+    if lstm == naive:  # an LSTM forecast equal to naive's carries naive's interval
+        lstm_forecast = replace(naive_forecast, network_close=network)
+    else:
+        past = matured.lstm_scores(sigma, fit.forecaster.calibration)
+        lstm_forecast = Forecast(
+            lstm, **_intervals(lstm, sigma[end - 1], past, matured, "lstm"), network_close=network
+        )
+    forecasts = {"lstm": lstm_forecast, "naive": naive_forecast}
     retrained = as_of if kind == "retrain" else state.last_retrain
     after = State(fit.forecaster, retrained, False, state.recent.add(target, as_of, forecasts))
     trained_from = task.dates[end - fit.n_closes].astype(dt.date)
     return Step(day, target.astype(dt.date), kind, reason, fit, trained_from, forecasts, warning), after
+
+
+def _intervals(
+    point: float, sigma: float, past: np.ndarray, matured: _Matured, model: str
+) -> dict[str, float]:
+    """The interval columns of a forecast at every level (NaN where none can be made yet)."""
+    made = {}
+    for level in LEVELS:
+        interval = intervals.interval(point, sigma, past, matured.misses(model, level), level / 100)
+        made.update(zip(bounds(level), interval or (math.nan, math.nan), strict=True))
+    return made
 
 
 class _Matured:
@@ -186,39 +206,43 @@ class _Matured:
         self.rows, self.actual = np.flatnonzero(known), closes[at[known]]
         self.as_of_index = np.searchsorted(dates, recent.as_of[known])
 
+    def column(self, model: str, name: str) -> np.ndarray:
+        """A stored column of the matured forecasts, oldest first."""
+        return self.recent.column(model, name)[self.rows]
+
     def skill(self, window: int) -> float | None:
         """RMSE_lstm / RMSE_naive over the last `window` matured forecasts; None until a full window."""
         if len(self.rows) < window:
             return None
-        values, actual = self.recent.values[self.rows[-window:]], self.actual[-window:]
-        naive = rmse(values[:, 1, 0], actual)
-        return None if naive == 0 else rmse(values[:, 0, 0], actual) / naive
+        actual = self.actual[-window:]
+        naive = rmse(self.column("naive", "predicted_close")[-window:], actual)
+        return None if naive == 0 else rmse(self.column("lstm", "predicted_close")[-window:], actual) / naive
 
     def network_beats_naive(self) -> bool:
         """Whether the network's own recent forecasts beat naive's with a Diebold-Mariano
         p-value below LIVE_P: live, out-of-sample evidence of skill."""
-        values = self.recent.values[self.rows]
-        known = np.isfinite(values[:, 0, -1])
+        network = self.column("lstm", "network_close")
+        known = np.isfinite(network)
         if known.sum() < LIVE_MIN:
             return False
-        network, naive, actual = values[known, 0, -1], values[known, 1, 0], self.actual[known]
-        p = dm_pvalue(network - actual, naive - actual)
+        naive, actual = self.column("naive", "predicted_close")[known], self.actual[known]
+        p = dm_pvalue(network[known] - actual, naive - actual)
         return p is not None and p < LIVE_P and not self.applied_lost()
 
     def applied_lost(self) -> bool:
         """Whether the LSTM forecasts stored since it last left the naive one (its current run
         of moves) erred more, in squares, than naive's: then it goes back to naive."""
-        values, actual = self.recent.values[self.rows], self.actual
-        moved = values[:, 0, 0] != values[:, 1, 0]
+        lstm, naive = self.column("lstm", "predicted_close"), self.column("naive", "predicted_close")
+        moved = lstm != naive
         start = len(moved) - int(np.argmin(moved[::-1])) if not moved.all() else 0
         if start == len(moved):
             return False
-        errors = np.square(values[start:, :, 0] - actual[start:, None])
-        return bool(errors[:, 0].sum() > errors[:, 1].sum())
+        actual = self.actual[start:]
+        return bool(np.square(lstm[start:] - actual).sum() > np.square(naive[start:] - actual).sum())
 
     def lstm_scores(self, sigma: np.ndarray, calibration: np.ndarray) -> np.ndarray:
         """The LSTM's past scores, its validation tail first to make up for few live ones."""
-        live = intervals.scores(self.recent.values[self.rows, 0, 0], self.actual, sigma[self.as_of_index])
+        live = intervals.scores(self.column("lstm", "predicted_close"), self.actual, sigma[self.as_of_index])
         return np.concatenate([calibration, live])
 
     def naive_scores(self, sigma: np.ndarray) -> np.ndarray:
@@ -226,11 +250,11 @@ class _Matured:
         j = np.arange(max(0, len(self.closes) - 1 - intervals.WINDOW), len(self.closes) - 1)
         return intervals.scores(self.closes[j], self.closes[j + 1], sigma[j])
 
-    def misses(self, model: int, level: int) -> np.ndarray:
+    def misses(self, model: str, level: int) -> np.ndarray:
         """1 where a matured interval of this model and level missed its close, 0 where it held."""
-        bounds = self.recent.values[self.rows, model, 1 + 2 * level : 3 + 2 * level]
-        stored = np.isfinite(bounds).all(axis=1)
-        outside = (self.actual < bounds[:, 0]) | (self.actual > bounds[:, 1])
+        lower, upper = (self.column(model, name) for name in bounds(level))
+        stored = np.isfinite(lower) & np.isfinite(upper)
+        outside = (self.actual < lower) | (self.actual > upper)
         return outside[stored].astype(float)
 
 

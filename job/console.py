@@ -1,5 +1,5 @@
-"""What the terminal shows of a long cycle: a progress bar (or periodic log lines when the
-output is not a terminal) and the backfill's summary table."""
+"""What the terminal shows of a cycle: a progress bar (or periodic log lines when the output
+is not a terminal), a line per ticker, and the backfill's summary table."""
 
 from __future__ import annotations
 
@@ -121,3 +121,35 @@ def summary_cells(ticker: str, summary: RangeSummary | None) -> list[str]:
         share(lstm["coverage_95"]),
         "-" if winkler is None else f"{winkler:.4f}",
     ]
+
+
+def run_lines(report: CycleReport) -> list[str]:
+    """`nightcast run`: a line per ticker that went through (the others were logged), then the run."""
+    lines = []
+    for t in report.tickers:
+        if t.status == "ok":
+            span = f"as of {t.first_as_of}..{t.last_as_of}" if t.sessions else "already up to date"
+            lines.append(
+                f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
+                f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
+            )
+    return [*lines, f"run #{report.run_id} {report.status}"]
+
+
+def train_lines(report: CycleReport) -> list[str]:
+    """`nightcast train`: per trained ticker its version, range, epochs and validation skill."""
+    lines = []
+    for t in report.tickers:
+        if t.status != "ok":
+            continue
+        skill = (
+            f"validation RMSE {t.val_rmse:.4f} vs naive {t.val_naive_rmse:.4f} "
+            f"(ratio {t.val_rmse / t.val_naive_rmse:.3f})"
+            if t.val_rmse is not None and t.val_naive_rmse
+            else "no validation tail"
+        )
+        lines.append(
+            f"{t.ticker}: version {t.version_id}, trained on {t.trained_from}..{t.last_as_of}, "
+            f"{t.epochs} epochs, {skill}"
+        )
+    return lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class NightcastError(Exception):
@@ -86,3 +86,26 @@ def one_line(exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
     return clip(redact(first))
+
+
+def ticker_failure(ticker: str, exc: Exception, verify: Callable[[str], None]) -> str:
+    """The one policy for a ticker that fails: one bad ticker never stops the others, so its
+    error becomes one line for that ticker, naming it. What no other ticker could survive
+    either is raised again: this process lost its claims (ClaimLost), or a database error
+    came with the connection itself gone, which `verify` (the claims' check, run after the
+    failed transaction was rolled back) turns into ClaimLost. The caller logs an
+    `unforeseen` error with its traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, ClaimLost):
+        raise exc
+    if isinstance(exc, OperationalError):
+        verify(ticker)
+    return one_line(exc) if isinstance(exc, TickerError) else clip(f"{ticker}: {one_line(exc)}")
+
+
+def unforeseen(exc: BaseException) -> bool:
+    """A bug or a failure nobody wrote a message for: worth its traceback in the log."""
+    from sqlalchemy.exc import DBAPIError
+
+    return not isinstance(exc, NightcastError | DBAPIError)

@@ -1,8 +1,9 @@
 """Matured predictions -> errors -> rolling metrics and range summaries.
 
 A prediction matures when its target session's actual close is stored. Everything here
-reads the `prediction_errors` view, so the numbers users get from plain SQL and the numbers
-nightcast reports are computed from the same rows, with the same formulas (job.scores).
+reads the `prediction_errors` view (job.db.metrics), so the numbers users get from plain
+SQL and the numbers nightcast reports are computed from the same rows, with the same
+formulas (job.scores).
 """
 
 from __future__ import annotations
@@ -16,90 +17,66 @@ import numpy as np
 import sqlalchemy as sa
 
 from job import scores
-from job.compute import MODELS
-from job.db import rolling_metrics, upsert
-from job.db.schema import prediction_errors as errors_view
+from job.db import metrics
+from job.forecasts import LEVELS, MODELS, bounds
+
+#: The forecast columns the metrics read.
+READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level)))
 
 
 @dataclass(frozen=True)
 class Matured:
-    """Matured forecasts of both models, one row per target session, oldest first.
-
-    `values[i, m]`: predicted close, lower_80, upper_80, lower_95, upper_95 of MODELS[m]
-    (NaN where no interval was stored); `actual[i]` the close of `targets[i]`.
-    """
+    """Matured forecasts of both models, one per target session, oldest first:
+    `values[model][column][i]` (NaN where no interval was stored), `actual[i]` the close of
+    `targets[i]`."""
 
     targets: list[date]
-    values: np.ndarray
+    values: dict[str, dict[str, np.ndarray]]
     actual: np.ndarray
 
     def stats(self, rows: slice, model: str) -> dict[str, Any]:
         """Every `rolling_metrics` column of one model over `rows`; the naive forecast is the
         last known close, which is what direction is measured from."""
-        values, actual = self.values[rows], self.actual[rows]
-        own, naive = values[:, MODELS.index(model)], values[:, MODELS.index("naive")]
+        own, actual = {name: v[rows] for name, v in self.values[model].items()}, self.actual[rows]
+        point, last = own["predicted_close"], self.values["naive"]["predicted_close"][rows]
         stats: dict[str, Any] = {
             "n": len(actual),
-            "rmse": scores.rmse(own[:, 0], actual),
-            "mae": scores.mae(own[:, 0], actual),
-            "mape": scores.mape(own[:, 0], actual),
+            "rmse": scores.rmse(point, actual),
+            "mae": scores.mae(point, actual),
+            "mape": scores.mape(point, actual),
         }
-        for name, columns, alpha in (("80", (1, 2), 0.2), ("95", (3, 4), 0.05)):
-            known = np.isfinite(own[:, columns]).all(axis=1)
-            lower, upper, y = own[known, columns[0]], own[known, columns[1]], actual[known]
-            stats[f"coverage_{name}"] = scores.coverage(lower, upper, y) if known.any() else None
-            if name == "95":
+        for level in LEVELS:
+            lower, upper = (own[name] for name in bounds(level))
+            known = np.isfinite(lower) & np.isfinite(upper)
+            lower, upper, y = lower[known], upper[known], actual[known]
+            stats[f"coverage_{level}"] = scores.coverage(lower, upper, y) if known.any() else None
+            if level == 95:
                 stats["width_95"] = float(np.mean(upper - lower)) if known.any() else None
-                stats["winkler_95"] = scores.winkler(lower, upper, y, alpha) if known.any() else None
+                stats["winkler_95"] = scores.winkler(lower, upper, y, 0.05) if known.any() else None
         lstm = model == "lstm"
-        stats["dm_pvalue"] = scores.dm_pvalue(own[:, 0] - actual, naive[:, 0] - actual) if lstm else None
-        stats["hit_rate"] = scores.hit_rate(own[:, 0], naive[:, 0], actual) if lstm else None
-        stats["up_rate"] = float(np.mean(actual > naive[:, 0])) if lstm else None
+        stats["dm_pvalue"] = scores.dm_pvalue(point - actual, last - actual) if lstm else None
+        stats["hit_rate"] = scores.hit_rate(point, last, actual) if lstm else None
+        stats["up_rate"] = float(np.mean(actual > last)) if lstm else None
         return stats
 
 
-def _matured(rows: Sequence[sa.Row[Any]]) -> Matured:
-    """Rows of (target, model, predicted, actual, bounds...) -> one row per target with both models."""
-    by_target: dict[date, dict[str, Any]] = {}
+def _matured(rows: Sequence[tuple[Any, ...]]) -> Matured:
+    """Rows of (target, model, actual, *READ) -> one entry per target with both models."""
+    by_target: dict[date, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
-        by_target.setdefault(_as_date(row[0]), {})[row[1]] = row
+        by_target.setdefault(row[0], {})[row[1]] = row
     targets = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))
-    values = np.array(
-        [
-            [[np.nan if v is None else v for v in (r[2], *r[4:])] for r in map(by_target[t].get, MODELS)]
-            for t in targets
-        ],
-        dtype=float,
-    ).reshape(len(targets), len(MODELS), 5)
-    actual = np.array([by_target[t]["naive"][3] for t in targets], dtype=float)
+    values = {
+        model: {
+            name: np.array(
+                [np.nan if (v := by_target[t][model][3 + i]) is None else v for t in targets], float
+            )
+            for i, name in enumerate(READ)
+        }
+        for model in MODELS
+    }
+    actual = np.array([by_target[t]["naive"][2] for t in targets], dtype=float)
     return Matured(targets, values, actual)
-
-
-_view = errors_view
-_COLUMNS = (_view.c.target_date, _view.c.model, _view.c.predicted_close, _view.c.actual_close,
-            _view.c.lower_80, _view.c.upper_80, _view.c.lower_95, _view.c.upper_95)  # fmt: skip
-_OF_TICKER = _view.c.ticker == sa.bindparam("ticker")
-_LIMIT = sa.bindparam("limit", type_=sa.Integer)
-# Built once with parameters: a backfill runs them every session.
-_BEFORE = (
-    sa.select(*_COLUMNS)
-    .where(_OF_TICKER, _view.c.target_date < sa.bindparam("since"))
-    .order_by(_view.c.target_date.desc())
-    .limit(_LIMIT)
-)
-_FROM = (
-    sa.select(*_COLUMNS)
-    .where(_OF_TICKER, _view.c.target_date >= sa.bindparam("since"))
-    .order_by(_view.c.target_date)
-    .limit(_LIMIT)
-)
-_ALL = sa.select(*_COLUMNS).where(_OF_TICKER).order_by(_view.c.target_date)
-_RANGE = _ALL.where(_view.c.target_date.between(sa.bindparam("start"), sa.bindparam("end")))
-
-
-def _as_date(value: date | str) -> date:
-    """Views lose column types on SQLite, which then hands dates back as ISO strings."""
-    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def update_rolling_metrics(
@@ -124,15 +101,14 @@ def update_rolling_metrics(
     (after a price revision re-based it). Returns the number of rows written.
     """
     widest = max(windows)
-    params = {"ticker": ticker}
     if since is None:
-        matured = _matured(conn.execute(_ALL, params).all())
+        matured = _matured(metrics.matured(conn, ticker, READ))
     else:
-        before = conn.execute(_BEFORE, params | {"since": since, "limit": 2 * (widest - 1)}).all()
         span = max(0, ((until or reach or since) - since).days)  # calendar days >= sessions
         # The forecast made at the last session targets the session after it: one more.
-        after = conn.execute(_FROM, params | {"since": since, "limit": 2 * (widest + 1 + span)}).all()
-        matured = _matured([*before[::-1], *after])
+        matured = _matured(
+            metrics.matured_around(conn, ticker, since, 2 * (widest - 1), 2 * (widest + 1 + span), READ)
+        )
     rows = [
         {"ticker": ticker, "date": day, "model": model, "window_days": window}
         | matured.stats(slice(max(0, i - window + 1), i + 1), model)
@@ -143,7 +119,7 @@ def update_rolling_metrics(
         for window in windows
         for model in MODELS
     ]
-    return upsert(conn, rolling_metrics, rows)
+    return metrics.save_metrics(conn, rows)
 
 
 @dataclass(frozen=True)
@@ -164,11 +140,12 @@ class RangeSummary:
 
 def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> RangeSummary | None:
     """Summary over matured forecasts with target sessions in [start, end]; None if none."""
-    matured = _matured(conn.execute(_RANGE, {"ticker": ticker, "start": start, "end": end}).all())
+    matured = _matured(metrics.matured_between(conn, ticker, start, end, READ))
     if not matured.targets:
         return None
     every = slice(None)
-    calls = int(np.sum(matured.values[:, 0, 0] != matured.values[:, 1, 0]))
+    point = {model: matured.values[model]["predicted_close"] for model in MODELS}
+    calls = int(np.sum(point["lstm"] != point["naive"]))
     return RangeSummary(
         ticker, len(matured.targets), matured.stats(every, "lstm"), matured.stats(every, "naive"), calls
     )

@@ -22,9 +22,10 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from job.compute import State, Step, Task, replay, replay_all
+from job.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,31 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False  # no more results will come for this ticker
+
+
+class Executor(Protocol):
+    """What a cycle asks of wherever the compute stage runs."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[Result]:
+        """Each task's results, in order per ticker, as they are produced."""
+        ...
+
+    def cancel(self, ticker: str) -> None:
+        """Compute no more of this ticker's sessions; its next result is its last (`done`)."""
+        ...
+
+
+def executor_for(settings: Settings) -> Executor:
+    """In-process by default; Dask when `workers` or `dask_address` is set."""
+    if settings.dask_address:
+        return DaskExecutor(address=settings.dask_address)
+    if settings.workers:
+        return DaskExecutor(workers=settings.workers)
+    return InProcess()
 
 
 class InProcess(AbstractContextManager["InProcess"]):
@@ -121,7 +147,7 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
 
         pending = iter(tasks)
         finished = as_completed()
-        chunk_of: dict[Any, tuple[Ticker, int]] = {}
+        chunk_of: dict[Any, tuple[_Chain, int]] = {}
         slots = SLOTS_PER_WORKER * max(1, len(self._client.scheduler_info()["workers"]))
 
         def submit() -> bool:
@@ -129,9 +155,9 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
             if task is None:
                 return False
             futures = self._chunks(task)
-            ticker = Ticker(task, len(futures))
+            chain = _Chain(task, len(futures))
             for index, future in enumerate(futures):
-                chunk_of[future] = (ticker, index)
+                chunk_of[future] = (chain, index)
                 finished.add(future)
             return True
 
@@ -141,16 +167,16 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
             for future in finished:
                 if future not in chunk_of:
                     continue  # a chunk of a cancelled ticker
-                ticker, index = chunk_of.pop(future)
-                for result in ticker.finished(index, future):
+                chain, index = chunk_of.pop(future)
+                for result in chain.finished(index, future):
                     yield result
-                    if not result.done and ticker.task.ticker in self._cancelled:
+                    if not result.done and chain.task.ticker in self._cancelled:
                         # Its chunks on the cluster run out (cancelling a chain of them trips
                         # the scheduler); their results are dropped, and its slot is free now.
-                        for f in [f for f, (owner, _) in chunk_of.items() if owner is ticker]:
+                        for f in [f for f, (owner, _) in chunk_of.items() if owner is chain]:
                             del chunk_of[f]
-                        ticker.failed = True
-                        result = Result(ticker.task, done=True)
+                        chain.failed = True
+                        result = Result(chain.task, done=True)
                         yield result
                     if result.done:
                         submit()  # the next ticker takes its slot
@@ -173,7 +199,7 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
 
 
 @dataclass
-class Ticker:
+class _Chain:
     """One ticker's chunks on the cluster, released to the caller strictly in order."""
 
     task: Task

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-LEVELS = (0.80, 0.95)
 LAMBDA, VOL_RETURNS = 0.94, 100
 WINDOW = 250
 GAMMA = 0.02

@@ -1,8 +1,9 @@
-"""The write side of a cycle: what as-of sessions produced, stored in one transaction.
+"""The write side of a cycle: what as-of sessions produced, stored in one transaction; and
+what a price revision asks of the stored forecasts, versions and metrics.
 
 A session's model version, both forecasts and the rolling metrics they touch commit
 together or not at all (with the other sessions of its Dask chunk), on the connection that
-holds the ticker's claim, checked just before the commit (job.claims). So a killed run
+holds the ticker's claim, checked just before the commit (job.db.claims). So a killed run
 leaves no half-written night, a rerun resumes at the first session without forecasts, and
 a claim lost mid-run stops the ticker before anything more is written.
 """
@@ -10,19 +11,17 @@ a claim lost mid-run stops the ticker before anything more is written.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import sqlalchemy as sa
 
-from job.claims import Claims
-from job.compute import COLUMNS, MODELS, Step
+from job.compute import Step
 from job.config import Settings
-from job.db import predictions, upsert
-from job.db.versions import save_version
+from job.db.claims import Claims
+from job.db.forecasts import rescale_forecasts, save_forecasts
+from job.db.versions import rescale_validation
 from job.evaluate import update_rolling_metrics
-
-_COLUMNS = ("predicted_close", *COLUMNS[1:-1], "network_close")  # Step.forecasts as `predictions` names them
+from job.model_store import save_version
 
 
 def save_steps(
@@ -69,14 +68,24 @@ def _save_forecasts(
     conn: sa.Connection, ticker: str, step: Step, version_id: int, run_id: int | None
 ) -> None:
     created = dt.datetime.now(dt.UTC)
-    upsert(
+    save_forecasts(
         conn,
-        predictions,
         [
             {"ticker": ticker, "target_date": step.target, "model": model, "as_of_date": step.as_of,
              "model_version_id": version_id if model == "lstm" else None, "run_id": run_id,
-             "created_at": created}
-            | {c: None if np.isnan(v) else float(v) for c, v in zip(_COLUMNS, values, strict=True)}
-            for model, values in zip(MODELS, step.forecasts, strict=True)
+             "created_at": created} | forecast.row()
+            for model, forecast in step.forecasts.items()
         ],
     )  # fmt: skip
+
+
+def follow_revision(
+    conn: sa.Connection, ticker: str, factor: float, own: Mapping[dt.date, float], windows: list[int]
+) -> int:
+    """After the ticker's prices were re-based by `factor` (and the sessions in `own`
+    corrected by their own ratios), in the same transaction: its forecasts and validation
+    figures follow, and its metrics are recomputed. Returns the forecasts rescaled."""
+    rescaled = rescale_forecasts(conn, ticker, factor, own)
+    rescale_validation(conn, ticker, factor)
+    update_rolling_metrics(conn, ticker, windows, since=None)
+    return rescaled

@@ -6,7 +6,7 @@
 2. Compute: per ticker, `job.plan` reads what its sessions need into a task of arrays, and
    an executor (this process, or Dask workers) replays it (`job.compute`).
 3. Persist: each as-of session's results commit on their own, a Dask chunk's sessions
-   together (`job.persist`), on the connection holding the ticker's claim (`job.claims`).
+   together (`job.persist`), on the connection holding the ticker's claim (`job.db.claims`).
 
 The nightly run, its catch-up of missed sessions, `backfill` and `train` are this one cycle
 over different session lists; each command calls one method here and renders the report.
@@ -18,27 +18,28 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from job.calendar import Calendars
-from job.claims import Claims
+from job.clock import utcnow
 from job.compute import Step, Task
 from job.config import Settings
+from job.db import get_engine
+from job.db.claims import Claims
 from job.db.migrate import require_current
-from job.errors import ClaimLost, NightcastError, TickerError, clip, one_line
+from job.db.runs import finish_run, start_run
+from job.errors import NightcastError, clip, one_line, ticker_failure, unforeseen
 from job.evaluate import RangeSummary, summarize
-from job.executors import DaskExecutor, InProcess
+from job.executors import Executor, executor_for
 from job.ingest import IngestOutcome, ingest_many
 from job.persist import save_steps
-from job.plan import plan
-from job.runs import finish_run, start_run, utcnow
+from job.plan import Plan, plan
+from job.redact import mask_url, redact
 from job.sources import PriceSource
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["run", "backfill", "train"]
 SessionCallback = Callable[[str, dt.date], None]
 PlanCallback = Callable[[str, int], None]
 
@@ -101,13 +102,32 @@ class CycleReport:
         return [t for t in self.tickers if t.status != "ok"]
 
 
-def executor_for(settings: Settings) -> AbstractContextManager[InProcess | DaskExecutor]:
-    """In-process by default; Dask when `workers` or `dask_address` is set."""
-    if settings.dask_address:
-        return DaskExecutor(address=settings.dask_address)
-    if settings.workers:
-        return DaskExecutor(workers=settings.workers)
-    return InProcess()
+@dataclass(frozen=True)
+class Selection:
+    """Which sessions a cycle replays and what it does with them; `name` is its
+    `job_runs.kind`. Build one with `nightly`, `backfill` or `train`."""
+
+    name: Literal["run", "backfill", "train"]
+    as_of: dt.date | None = None  # None: each ticker's last closed session
+    start: dt.date | None = None  # replay every session from here (a backfill)
+    ingest: bool = True  # download first
+    retrain: bool = False  # one from-scratch training per ticker, whatever is stored
+    forecasts: bool = True  # store forecasts and metrics, not only versions
+
+    @classmethod
+    def nightly(cls, as_of: dt.date | None = None) -> Selection:
+        """Every stored session since the last forecast (a ticker never forecast: the last)."""
+        return cls("run", as_of)
+
+    @classmethod
+    def backfill(cls, start: dt.date, as_of: dt.date | None = None) -> Selection:
+        """Every session whose forecast targets `start` or later, walk-forward."""
+        return cls("backfill", as_of, start)
+
+    @classmethod
+    def train(cls, as_of: dt.date | None = None) -> Selection:
+        """One training from scratch on the stored prices, no download, no forecast."""
+        return cls("train", as_of, ingest=False, retrain=True, forecasts=False)
 
 
 class Cycle:
@@ -131,45 +151,55 @@ class Cycle:
         self.on_plan = on_plan or (lambda ticker, sessions: None)
         self.now = now
 
-    def run(
-        self,
-        tickers: Sequence[str],
-        *,
-        kind: Kind = "run",
-        as_of: dt.date | None = None,
-        start: dt.date | None = None,
-        wait: bool = False,
+    def nightly(
+        self, tickers: Sequence[str], *, as_of: dt.date | None = None, wait: bool = False
     ) -> CycleReport:
+        """`nightcast run`: ingest, then forecast every session missed since the last run."""
+        return self.run(tickers, Selection.nightly(as_of), wait=wait)
+
+    def backfill(
+        self, tickers: Sequence[str], *, start: dt.date, as_of: dt.date | None = None, wait: bool = False
+    ) -> CycleReport:
+        """`nightcast backfill`: replay from `start` walk-forward; the report sums the range up."""
+        report = self.run(tickers, Selection.backfill(start, as_of), wait=wait)
+        with get_engine(self.settings.database_url).connect() as conn:
+            report.summaries = {t: summarize(conn, t, start, as_of or dt.date.max) for t in tickers}
+        return report
+
+    def train(
+        self, tickers: Sequence[str], *, as_of: dt.date | None = None, wait: bool = False
+    ) -> CycleReport:
+        """`nightcast train`: one from-scratch training per ticker on its stored prices."""
+        return self.run(tickers, Selection.train(as_of), wait=wait)
+
+    def run(self, tickers: Sequence[str], selection: Selection, *, wait: bool = False) -> CycleReport:
         """One logged cycle over the tickers this process can claim (all of them, waiting for
-        those another cycle holds, with `wait`). `start` (backfill) replays every session
-        from there; kind "train" retrains each ticker once on its stored prices."""
+        those another cycle holds, with `wait`)."""
         url = self.settings.database_url
         require_current(url)
-        reports = {t: TickerReport(t) for t in tickers}
+        states = {t: _TickerState(TickerReport(t)) for t in tickers}
+        reports = {t: state.report for t, state in states.items()}
         with Claims(url) as claims:
             claimed = claims.take(tickers, wait=False)
-            run_id = start_run(claims, kind, list(tickers))
+            run_id = start_run(claims, selection.name, list(tickers))
             try:
                 with executor_for(self.settings) as executor:
-                    work = _Work(self, claims, executor, run_id, kind, as_of, start, reports)
-                    work.tickers(claimed)
+                    work = _Run(claims, executor, run_id, selection, states)
+                    self._stages(work, claimed)
                     for ticker in (t for t in tickers if t not in claimed):
                         if wait and not self.stop.is_set() and claims.take([ticker], wait=True):
-                            work.tickers([ticker])
+                            self._stages(work, [ticker])
                         elif self.stop.is_set():
                             reports[ticker].fail("stopped", f"{ticker}: stop requested")
                         else:
-                            reports[ticker].fail("busy", claims.busy_message(ticker))
+                            reports[ticker].fail("busy", self._busy(ticker))
             except BaseException as exc:
-                finish_run(url, run_id, "failed", _details(reports), f"interrupted: {one_line(exc)}")
+                finish_run(url, run_id, "failed", _details(reports), redact(f"interrupted: {one_line(exc)}"))
                 raise
         status = _overall_status(list(reports.values()))
         errors = "; ".join(r.error for r in reports.values() if r.error)
-        finish_run(url, run_id, status, _details(reports), errors or None)
-        report = CycleReport(run_id, status, list(reports.values()))
-        if kind == "backfill" and start is not None:
-            report.summaries = self._summaries(tickers, start, as_of)
-        return report
+        finish_run(url, run_id, status, _details(reports), redact(errors) if errors else None)
+        return CycleReport(run_id, status, list(reports.values()))
 
     def ingest(
         self,
@@ -181,93 +211,75 @@ class Cycle:
         accept: Collection[dt.date] = (),
     ) -> list[IngestOutcome]:
         """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim;
-        `accept`: flagged dates a person confirmed (job.anomalies)."""
+        `accept`: flagged dates a person confirmed (job.anomalies), for one ticker only."""
+        if accept and len(tickers) != 1:
+            raise NightcastError(
+                f"--accept: name the one ticker whose step is real (--tickers; got {len(tickers)})"
+            )
         require_current(self.settings.database_url)
-        settings = self.settings
-        with Claims(settings.database_url) as claims:
+        with Claims(self.settings.database_url) as claims:
             claimed = claims.take(tickers, wait=wait)
             outcomes = {
-                o.ticker: o
-                for o in ingest_many(
-                    claims.conn, claimed, self.source, self.calendars, history_start=settings.history_start,
-                    start=start, end=end, now=self.now(), verify=claims.verify,
-                    metric_windows=settings.metric_windows, accept=accept,
-                )
-            }  # fmt: skip
-        return [outcomes.get(t) or IngestOutcome(t, error=claims.busy_message(t)) for t in tickers]
+                o.ticker: o for o in self._ingest(claims, claimed, start=start, end=end, accept=accept)
+            }
+        return [outcomes.get(t) or IngestOutcome(t, error=self._busy(t)) for t in tickers]
 
-    def _summaries(
-        self, tickers: Sequence[str], start: dt.date, end: dt.date | None
-    ) -> dict[str, RangeSummary | None]:
-        from job.db import get_engine
+    def _ingest(
+        self,
+        claims: Claims,
+        tickers: Sequence[str],
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None,
+        accept: Collection[dt.date] = (),
+    ) -> list[IngestOutcome]:
+        settings = self.settings
+        return ingest_many(
+            claims.conn, tickers, self.source, self.calendars, history_start=settings.history_start,
+            start=start, end=end, now=self.now(), verify=claims.verify,
+            metric_windows=settings.metric_windows, accept=accept,
+        )  # fmt: skip
 
-        with get_engine(self.settings.database_url).connect() as conn:
-            return {t: summarize(conn, t, start, end or dt.date.max) for t in tickers}
+    def _busy(self, ticker: str) -> str:
+        where = mask_url(self.settings.database_url)
+        return f"{ticker}: another nightcast cycle on {where} is working on it; try later or pass --wait"
 
+    # --- the stages, for a set of claimed tickers ------------------------------------------
 
-@dataclass
-class _Work:
-    """The three stages for a set of claimed tickers, reporting into `reports`."""
-
-    cycle: Cycle
-    claims: Claims
-    executor: InProcess | DaskExecutor
-    run_id: int
-    kind: Kind
-    as_of: dt.date | None  # None: each ticker's last closed session
-    start: dt.date | None
-    reports: dict[str, TickerReport]
-    parents: dict[str, int | None] = field(default_factory=dict)  # the version each next one updates
-    first: dict[str, dt.date] = field(default_factory=dict)  # the first session planned per ticker
-    last: dict[str, dt.date] = field(default_factory=dict)  # the last session planned per ticker
-
-    def tickers(self, tickers: list[str]) -> None:
-        ready = tickers if self.kind == "train" else self._ingest(tickers)
-        for result in self.executor.run(self._plans(ready)):
+    def _stages(self, work: _Run, tickers: list[str]) -> None:
+        ready = self._ingested(work, tickers) if work.selection.ingest else tickers
+        for result in work.executor.run(self._plans(work, ready)):
             ticker = result.task.ticker
-            report = self.reports[ticker]
-            if report.status != "ok":  # failed earlier: storing later sessions would leave a hole
+            state = work.states[ticker]
+            if state.report.status != "ok":  # failed earlier: storing later sessions would leave a hole
                 if result.done:
-                    self.claims.release(ticker)
+                    work.claims.release(ticker)
                 continue
             try:
                 if result.steps:
-                    if self.cycle.stop.is_set():
+                    if self.stop.is_set():
                         raise _Stopped(f"{ticker}: stopped at {result.steps[0].as_of}")
-                    self._persist(ticker, result.steps)
+                    self._persist(work, state, result.steps)
                 if result.error is not None:
                     raise result.error
-            except ClaimLost:
-                raise  # the connection is gone: nothing more can be written for any ticker
             except _Stopped as exc:
-                report.fail("stopped", str(exc))
+                state.report.fail("stopped", str(exc))
                 break
             except Exception as exc:
-                self._failed(report, exc)
+                state.failed(exc, work.claims)
                 if not result.done:
-                    self.executor.cancel(ticker)  # its later sessions could not be stored
+                    work.executor.cancel(ticker)  # its later sessions could not be stored
             if result.done:
-                self.claims.release(ticker)
-        if self.cycle.stop.is_set():  # tickers the stop left untouched or unfinished
+                work.claims.release(ticker)
+        if self.stop.is_set():  # tickers the stop left untouched or unfinished
             for ticker in ready:
-                report = self.reports[ticker]
-                planned = self.last.get(ticker)
-                if report.status == "ok" and planned and report.last_as_of != planned.isoformat():
-                    done = f" after {report.last_as_of}" if report.last_as_of else ""
-                    report.fail("stopped", f"{ticker}: stop requested{done}")
-                elif report.status == "ok" and not report.sessions and ticker not in self.last:
-                    report.fail("stopped", f"{ticker}: stop requested")
+                work.states[ticker].stopped()
 
-    def _ingest(self, tickers: list[str]) -> list[str]:
-        settings = self.cycle.settings
-        outcomes = ingest_many(
-            self.claims.conn, tickers, self.cycle.source, self.cycle.calendars,
-            history_start=settings.history_start, end=self.as_of, now=self.cycle.now(),
-            verify=self.claims.verify, metric_windows=settings.metric_windows,
-        )  # fmt: skip
+    def _ingested(self, work: _Run, tickers: list[str]) -> list[str]:
+        """The tickers whose prices are in: the others' reports say why not."""
         ready = []
-        for outcome in outcomes:
-            report = self.reports[outcome.ticker]
+        for outcome in self._ingest(work.claims, tickers, end=work.selection.as_of):
+            report = work.states[outcome.ticker].report
             if outcome.result is None:
                 status = "flagged" if outcome.flagged else "failed"
                 report.fail(status, outcome.error or f"{outcome.ticker}: ingest failed")
@@ -278,55 +290,86 @@ class _Work:
             ready.append(outcome.ticker)
         return ready
 
-    def _plans(self, tickers: list[str]) -> Iterator[Task]:
+    def _plans(self, work: _Run, tickers: list[str]) -> Iterator[Task]:
         """Each ticker's task, read just before it is handed to the executor."""
-        settings = self.cycle.settings
+        selection, conn = work.selection, work.claims.conn
         for ticker in tickers:
-            if self.cycle.stop.is_set():
-                self.reports[ticker].fail("stopped", f"{ticker}: stop requested")
+            state = work.states[ticker]
+            if self.stop.is_set():
+                state.report.fail("stopped", f"{ticker}: stop requested")
                 continue
             try:
-                calendar = self.cycle.calendars(ticker)
-                horizon = self.as_of or calendar.last_closed_session(self.cycle.now())
+                calendar = self.calendars(ticker)
+                horizon = selection.as_of or calendar.last_closed_session(self.now())
                 planned = plan(
-                    self.claims.conn, ticker, settings, calendar, horizon=horizon,
-                    start=self.start, retrain=self.kind == "train",
+                    conn, ticker, self.settings, calendar, horizon=horizon, start=selection.start,
+                    retrain=selection.retrain,
                 )  # fmt: skip
             except Exception as exc:
-                self._failed(self.reports[ticker], exc)
+                conn.rollback()  # before the failure policy looks at the connection
+                state.failed(exc, work.claims)
                 continue
             finally:
-                self.claims.conn.rollback()
-            self.cycle.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
+                conn.rollback()
+            self.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
             if planned is not None:
-                self.parents[ticker] = planned.parent_id
-                self.first[ticker] = planned.task.sessions[0].astype(dt.date)
-                self.last[ticker] = planned.task.sessions[-1].astype(dt.date)
+                state.planned(planned)
                 yield planned.task
 
-    def _persist(self, ticker: str, steps: list[Step]) -> None:
-        last = steps[-1].as_of == self.last[ticker]
+    def _persist(self, work: _Run, state: _TickerState, steps: list[Step]) -> None:
+        ticker = state.report.ticker
+        last = steps[-1].as_of == state.last
         ids = save_steps(
-            self.claims, ticker, steps, parent_id=self.parents[ticker], run_id=self.run_id,
-            settings=self.cycle.settings, forecasts=self.kind != "train",
-            run_first=self.first[ticker] if last else None,
+            work.claims, ticker, steps, parent_id=state.parent_id, run_id=work.run_id, settings=self.settings,
+            forecasts=work.selection.forecasts, run_first=state.first if last else None,
         )  # fmt: skip
-        self.parents[ticker] = ids[-1]
+        state.parent_id = ids[-1]
         for step, version_id in zip(steps, ids, strict=True):
             if step.warning:
                 log.warning("%s", step.warning)
-            self.reports[ticker].add(step, version_id)
+            state.report.add(step, version_id)
             log.debug("%s as of %s: %s (%s) -> %s", ticker, step.as_of, step.kind, step.reason, step.target)
-            self.cycle.on_session(ticker, step.as_of)
+            self.on_session(ticker, step.as_of)
 
-    @staticmethod
-    def _failed(report: TickerReport, exc: BaseException) -> None:
-        """One bad ticker never stops the others; an unforeseen error keeps its traceback in
-        the log (shown with --verbose, and always in the scheduler's log)."""
-        if isinstance(exc, TickerError):
-            report.fail("failed", one_line(exc))
-        else:
-            report.fail("failed", f"{report.ticker}: {one_line(exc)}", exc)
+
+@dataclass
+class _TickerState:
+    """One ticker's part of a cycle: its report, and where its replay stands."""
+
+    report: TickerReport
+    parent_id: int | None = None  # the version the next one updates
+    first: dt.date | None = None  # the first and last session planned
+    last: dt.date | None = None
+
+    def planned(self, planned: Plan) -> None:
+        self.parent_id = planned.parent_id
+        self.first = planned.task.sessions[0].astype(dt.date)
+        self.last = planned.task.sessions[-1].astype(dt.date)
+
+    def failed(self, exc: Exception, claims: Claims) -> None:
+        """The one failure policy (job.errors): the ticker stops, the others go on."""
+        error = ticker_failure(self.report.ticker, exc, claims.verify)
+        self.report.fail("failed", error, exc if unforeseen(exc) else None)
+
+    def stopped(self) -> None:
+        """A stop was requested: say so where it left the ticker unfinished or untouched."""
+        report = self.report
+        if report.status == "ok" and self.last and report.last_as_of != self.last.isoformat():
+            done = f" after {report.last_as_of}" if report.last_as_of else ""
+            report.fail("stopped", f"{report.ticker}: stop requested{done}")
+        elif report.status == "ok" and not report.sessions and self.last is None:
+            report.fail("stopped", f"{report.ticker}: stop requested")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the stages of one cycle share."""
+
+    claims: Claims
+    executor: Executor
+    run_id: int
+    selection: Selection
+    states: dict[str, _TickerState]
 
 
 class _Stopped(NightcastError):

@@ -18,14 +18,15 @@ import sqlalchemy as sa
 
 from job import intervals
 from job.calendar import Sessions
-from job.compute import COLUMNS, MODELS, Recent, State, Task, lookback
+from job.compute import Recent, State, Task, lookback
 from job.config import Settings
-from job.db import predictions
 from job.db.bars import read_bars
-from job.db.revisions import revisions_since
-from job.db.versions import load_latest
+from job.db.flags import revisions_since
+from job.db.forecasts import forecast_dates, recent_forecasts
 from job.errors import TickerError
+from job.forecasts import COLUMNS, MODELS
 from job.model import ArtifactError
+from job.model_store import load_latest
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ class Plan:
 
 def read_closes(conn: sa.Connection, ticker: str, through: dt.date) -> tuple[np.ndarray, np.ndarray]:
     """The ticker's stored sessions up to `through`, as (datetime64[D] dates, float closes)."""
-    bars = read_bars(conn, ticker, last=through)
-    return bars.dates.astype("datetime64[D]"), bars.column("close").copy()
+    dates, columns = read_bars(conn, ticker, last=through)
+    return dates.astype("datetime64[D]"), columns["close"]
 
 
 def plan(
@@ -94,7 +95,7 @@ def _pending(
 ) -> np.ndarray:
     """As-of sessions still without forecasts, oldest first; for a backfill, an error when
     even the last stored session's forecast targets a session before `start`."""
-    done = np.array(conn.execute(_FORECAST_DATES, {"ticker": ticker}).scalars().all(), "datetime64[D]")
+    done = np.array(forecast_dates(conn, ticker), "datetime64[D]")
     missing = dates[~np.isin(dates, done)]
     if start is not None:
         before = dates[dates < np.datetime64(start)]
@@ -111,13 +112,6 @@ def _pending(
     if len(earlier) and earlier.max() < np.datetime64(horizon):
         return missing[missing > earlier.max()]  # the nights missed since the last forecast
     return missing[missing == dates[-1]]  # tonight only (a new ticker starts here)
-
-
-_FORECAST_DATES = (
-    sa.select(predictions.c.as_of_date)
-    .distinct()
-    .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.model == "naive")
-)
 
 
 def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings) -> tuple[State, int | None]:
@@ -140,29 +134,24 @@ def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings)
 
 
 def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:
-    """The last forecasts (both models, with their intervals) made before the evening of `before`."""
-    rows = conn.execute(_RECENT, {"ticker": ticker, "before": before, "limit": 2 * intervals.WINDOW}).all()
+    """The last forecasts (every model, with its intervals) made before the evening of `before`."""
+    rows = recent_forecasts(conn, ticker, before, len(MODELS) * intervals.WINDOW, COLUMNS)
     by_target: dict[dt.date, dict[str, sa.Row]] = {}
     for row in rows:
         by_target.setdefault(row.target_date, {})[row.model] = row
-    both = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))[-intervals.WINDOW :]
-    values = [[[np.nan if v is None else v for v in by_target[t][m][3:]] for m in MODELS] for t in both]
+    kept = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))[-intervals.WINDOW :]
     return Recent(
-        np.array(both, "datetime64[D]"),
-        np.array([by_target[t]["naive"].as_of_date for t in both], "datetime64[D]"),
-        np.array(values, float).reshape(len(both), len(MODELS), len(COLUMNS)),
+        np.array(kept, "datetime64[D]"),
+        np.array([by_target[t][MODELS[0]].as_of_date for t in kept], "datetime64[D]"),  # every model's
+        {
+            model: {
+                name: np.array([_number(by_target[t][model], name) for t in kept], float) for name in COLUMNS
+            }
+            for model in MODELS
+        },
     )
 
 
-_RECENT = (
-    sa.select(
-        predictions.c.target_date,
-        predictions.c.model,
-        predictions.c.as_of_date,
-        predictions.c.predicted_close,
-        *(predictions.c[column] for column in (*COLUMNS[1:-1], "network_close")),
-    )
-    .where(predictions.c.ticker == sa.bindparam("ticker"), predictions.c.as_of_date < sa.bindparam("before"))
-    .order_by(predictions.c.target_date.desc())
-    .limit(sa.bindparam("limit", type_=sa.Integer))
-)
+def _number(row: sa.Row, name: str) -> float:
+    value = getattr(row, name)
+    return np.nan if value is None else value

@@ -17,17 +17,17 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from job.clock import utcnow
 from job.config import ENV_PREFIX, Settings
-from job.db import get_engine, predictions
+from job.db import get_engine
+from job.db.forecasts import latest_as_of
 from job.errors import NightcastError
 from job.pipeline import Cycle
-from job.runs import utcnow
 from job.sources import source_for
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class NightlyService:
     def run_cycle(self) -> None:
         log.info("cycle starting for %s", ",".join(self.settings.tickers))
         try:
-            report = self.cycle.run(self.settings.tickers, wait=True)
+            report = self.cycle.nightly(self.settings.tickers, wait=True)
         except NightcastError as exc:
             log.error("cycle failed: %s", exc)
             return
@@ -157,13 +157,7 @@ class NightlyService:
         """True when some ticker lacks a forecast as of the last closed session."""
         now = self.clock()
         with get_engine(self.settings.database_url).connect() as conn:
-            latest = dict(
-                conn.execute(
-                    sa.select(predictions.c.ticker, sa.func.max(predictions.c.as_of_date))
-                    .where(predictions.c.ticker.in_(self.settings.tickers))
-                    .group_by(predictions.c.ticker)
-                ).all()
-            )
+            latest = latest_as_of(conn, self.settings.tickers)
         return any(self._behind(t, latest.get(t), now) for t in self.settings.tickers)
 
     def request_stop(self, _signum: int, _frame: object) -> None:

@@ -8,27 +8,18 @@ show exactly what a SQL user would get from them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from job.claims import Claims
+from job.clock import utcnow
 from job.config import Settings
-from job.db import get_engine, job_runs, model_versions, price_flags, prices
+from job.db import get_engine
+from job.db.claims import Claims
+from job.db.flags import flag_messages
 from job.db.migrate import current_revision, head_revision, unknown_revision
-from job.db.schema import latest_predictions, model_skill
-from job.runs import utcnow
-
-
-@dataclass
-class _Ticker:
-    rows: int
-    last_session: date
-    forecasts: dict[str, sa.Row] = field(default_factory=dict)
-    model: sa.Row | None = None
-    sessions_since_training: int = 0
-    skill: list[sa.Row] = field(default_factory=list)
+from job.db.runs import last_run as latest_run
+from job.db.status import TickerStatus, ticker_status
 
 
 def render_status(settings: Settings, now: datetime | None = None) -> str:
@@ -50,11 +41,9 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     if revision != head:
         return "\n".join(lines)
     with get_engine(url).connect() as conn:
-        tickers = _load(conn)
-        flags = dict(
-            conn.execute(sa.select(price_flags.c.ticker, price_flags.c.message).order_by("ticker")).all()
-        )
-        last_run = conn.execute(sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)).first()
+        tickers = ticker_status(conn)
+        flags = flag_messages(conn)
+        last_run = latest_run(conn)
     if not tickers:
         lines.append("prices:   none stored yet")
     for ticker, state in tickers.items():
@@ -86,50 +75,7 @@ def _alive(url: str, claim: str | None) -> bool:
         return claims.held_elsewhere(claim)
 
 
-def _load(conn: sa.Connection) -> dict[str, _Ticker]:
-    """A handful of set-based queries, whatever the number of tickers."""
-    tickers = {
-        t: _Ticker(n, last)
-        for t, n, last in conn.execute(
-            sa.select(prices.c.ticker, sa.func.count(), sa.func.max(prices.c.date))
-            .group_by(prices.c.ticker)
-            .order_by(prices.c.ticker)
-        )
-    }
-    for row in conn.execute(sa.select(latest_predictions)):
-        if row.ticker in tickers:
-            tickers[row.ticker].forecasts[row.model] = row
-    # The model behind the newest LSTM forecast, not the newest row: a backfill of older
-    # sessions adds versions after it that no current forecast comes from.
-    behind_forecast = sa.select(latest_predictions.c.model_version_id).where(
-        latest_predictions.c.model == "lstm"
-    )
-    columns = [model_versions.c[c] for c in ("id", "ticker", "kind", "trained_through", "created_at")]
-    for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(behind_forecast))):
-        if row.ticker in tickers:
-            tickers[row.ticker].model = row
-    behind = (
-        sa.select(model_versions.c.ticker, sa.func.count())
-        .join(
-            prices,
-            sa.and_(
-                prices.c.ticker == model_versions.c.ticker,
-                prices.c.date > model_versions.c.trained_through,
-            ),
-        )
-        .where(model_versions.c.id.in_(behind_forecast))
-        .group_by(model_versions.c.ticker)
-    )
-    for ticker, count in conn.execute(behind):
-        if ticker in tickers:
-            tickers[ticker].sessions_since_training = count
-    for row in conn.execute(sa.select(model_skill).order_by(model_skill.c.window_days)):
-        if row.ticker in tickers:
-            tickers[row.ticker].skill.append(row)
-    return tickers
-
-
-def _ticker_lines(state: _Ticker, skill_window: int, now: datetime) -> list[str]:
+def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list[str]:
     lines = [f"prices:   {state.rows} rows, last session {state.last_session}"]
     lstm, naive = state.forecasts.get("lstm"), state.forecasts.get("naive")
     if lstm is None and naive is None:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from job.calendar import Sessions
 from job.errors import Refused, quote
-from job.sources.base import COLUMNS, VALUE_COLUMNS, Bars
+from job.sources.base import FRAME_COLUMNS, VALUE_COLUMNS, Bars
 
 PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
 
@@ -95,9 +95,9 @@ def _label(day: object) -> str:
     return day.isoformat() if isinstance(day, dt.date) else quote(day)
 
 
-def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: str | None = None) -> Validated:
+def validate(frame: pd.DataFrame, ticker: str, calendar: Sessions, *, origin: str | None = None) -> Validated:
     """Apply the policy above; raise `ValidationError` or return the repaired batch."""
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
     if missing:
         raise ValidationError(ticker, [Problem(ticker, "-", MISSING_COLUMN, ", ".join(missing))], origin)
     dates = np.asarray(frame["date"].to_numpy(), dtype=object)
@@ -123,9 +123,9 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
             counts = Counter(good)
             for day in sorted(d for d, n in counts.items() if n > 1):
                 problems.append(Problem(ticker, day.isoformat(), DUPLICATE_DATE, f"{counts[day]} rows"))
-        valid = set(sessions.sessions_in_range(min(good), max(good)))
+        valid = set(calendar.sessions_in_range(min(good), max(good)))
         for day in sorted(unique - valid):
-            problems.append(Problem(ticker, day.isoformat(), NOT_A_SESSION, f"{sessions.name} is closed"))
+            problems.append(Problem(ticker, day.isoformat(), NOT_A_SESSION, f"{calendar.name} is closed"))
         missing = sorted(valid - unique)
 
     problems += _value_problems(ticker, dates, values)
@@ -136,7 +136,7 @@ def validate(frame: pd.DataFrame, ticker: str, sessions: Sessions, *, origin: st
     if missing:  # a halt, or a feed that skipped bars: stored as served, but said
         shown = ", ".join(d.isoformat() for d in missing[:3]) + (", ..." if len(missing) > 3 else "")
         warnings.append(
-            f"{ticker}: {len(missing)} sessions of {sessions.name} missing in the download ({shown})"
+            f"{ticker}: {len(missing)} sessions of {calendar.name} missing in the download ({shown})"
         )
     o, h, l, c = (bars.column(name) for name in ("open", "high", "low", "close"))  # noqa: E741
     top, bottom = np.maximum(o, c), np.minimum(o, c)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from job.config import ModelParams, Settings
 from job.db.engine import get_engine
 from job.db.migrate import upgrade_to_head
-from job.db.scratch import scratch_schema
+from tests.scratch import scratch_schema
 
 PG_URL = os.environ.get("NIGHTCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"

@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from job.anomalies import Anomaly, Flagged, find_anomalies
 from job.calendar import Calendars, get_sessions
 from job.cli import main
+from job.compare import OVERLAP_SESSIONS
 from job.config import Settings
 from job.db import get_engine, job_runs, price_flags, prices
 from job.errors import Refused
-from job.ingest import OVERLAP_SESSIONS, ingest_many
+from job.ingest import ingest_many
 from job.pipeline import Cycle
 from job.sources import CsvSource, source_for
 from job.sources.base import VALUE_COLUMNS, Bars, finish
@@ -233,7 +234,7 @@ def test_a_flagged_ticker_is_reported_by_the_run_in_job_runs_and_by_the_commands
     folder.mkdir()
     (folder / "AET.L.csv").write_bytes((ANOMALIES / "AET.L_100x_bad.csv").read_bytes())
     settings = tiny_settings(migrated_url, source="csv", csv_path=folder, tickers=["AET.L"])
-    report = Cycle(settings, source_for(settings), now=lambda: AFTER).run(["AET.L"])
+    report = Cycle(settings, source_for(settings), now=lambda: AFTER).nightly(["AET.L"])
     [ticker] = report.tickers
     assert (report.status, ticker.status) == ("failed", "flagged")
     assert "2022-05-09 close x100" in ticker.error

@@ -20,6 +20,7 @@ from job.db import get_engine
 from job.evaluate import update_rolling_metrics
 from job.pipeline import Cycle
 from job.sources import make_source
+from tests.commands import command_line
 from tests.conftest import SAMPLE_CSV, tiny_model_env, tiny_settings
 
 START, TAMPER_AFTER, END = date(2020, 5, 1), date(2020, 5, 15), date(2020, 5, 29)
@@ -50,21 +51,9 @@ def write_csv(folder: Path, frame: pd.DataFrame) -> Path:
 
 
 def backfill_args(url: str, folder: Path, end: date = END) -> list[str]:
-    return [
-        "backfill",
-        "--database-url",
-        url,
-        "--source",
-        "csv",
-        "--csv",
-        str(folder),
-        "--tickers",
-        "TSLA",
-        "--start",
-        START.isoformat(),
-        "--end",
-        end.isoformat(),
-    ]
+    return command_line(
+        "backfill", url, folder, ["TSLA"], "--start", START.isoformat(), "--end", end.isoformat()
+    )
 
 
 @pytest.fixture
@@ -124,7 +113,7 @@ def test_interrupted_backfill_resumes_to_the_same_rows(
     interrupted = Cycle(settings, make_source("csv", sample_folder))
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr("job.persist.update_rolling_metrics", ctrl_c_on_the_seventh)
-        interrupted.run(["TSLA"], kind="backfill", start=START, as_of=END)
+        interrupted.backfill(["TSLA"], start=START, as_of=END)
     assert len(rows(migrated_url, "SELECT * FROM predictions")) == 2 * 6
     assert main(backfill_args(migrated_url, sample_folder)) == 0
     assert snapshot(migrated_url)[:2] == snapshot(reference)[:2]

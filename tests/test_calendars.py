@@ -90,7 +90,7 @@ def test_a_mixed_universe_runs_a_night_and_a_backfill_each_on_its_own_sessions(
     )  # fmt: skip
     cycle = Cycle(settings, source_for(settings), now=lambda: FRIDAY_NIGHT)
 
-    night = cycle.run(list(EXCHANGES))
+    night = cycle.nightly(list(EXCHANGES))
     assert night.status == "succeeded", [t.error for t in night.tickers]
     # London's last session by Friday night was Wednesday (Jubilee Thursday and Friday)
     assert forecasts(migrated_url, "AET.L") == [(dt.date(2022, 6, 1), dt.date(2022, 6, 6))]
@@ -98,7 +98,7 @@ def test_a_mixed_universe_runs_a_night_and_a_backfill_each_on_its_own_sessions(
     assert forecasts(migrated_url, "4063.T") == [(dt.date(2022, 6, 3), dt.date(2022, 6, 6))]
 
     start = dt.date(2022, 5, 26)
-    backfill = cycle.run(list(EXCHANGES), kind="backfill", start=start)
+    backfill = cycle.backfill(list(EXCHANGES), start=start)
     assert backfill.status == "succeeded", [t.error for t in backfill.tickers]
     for ticker, exchange in EXCHANGES.items():
         sessions = get_sessions(exchange)

@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from job.claims import Claims
 from job.cli import main
+from job.db.claims import Claims
 from job.db.migrate import upgrade_to_head
-from job.db.scratch import scratch_schema
 from job.errors import ClaimLost
+from tests.commands import command_line
 from tests.conftest import PG_URL, SAMPLE_CSV, tiny_model_env
+from tests.scratch import scratch_schema
 
 HOLD = """
 import sys, time
-from job.claims import Claims
+from job.db.claims import Claims
 with Claims(sys.argv[1]) as claims:
     print(",".join(claims.take(sys.argv[2].split(","), wait=False)), flush=True)
     time.sleep(120)
@@ -116,18 +117,7 @@ def _folder(tmp_path: Path, tickers: list[str]) -> Path:
 
 
 def _cli(url: str, folder: Path, command: str, tickers: list[str], *extra: str) -> list[str]:
-    return [
-        command,
-        "--database-url",
-        url,
-        "--source",
-        "csv",
-        "--csv",
-        str(folder),
-        "--tickers",
-        ",".join(tickers),
-        *extra,
-    ]
+    return command_line(command, url, folder, tickers, *extra)
 
 
 def _count(url: str, sql: str) -> list[tuple]:

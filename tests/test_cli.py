@@ -174,9 +174,9 @@ def test_one_logger_tree_and_tracebacks_where_asked(
     capsys: pytest.CaptureFixture[str], verbose: bool, tracebacks: bool, debug: bool, traceback: bool
 ) -> None:
     """All of job.* shows INFO; tracebacks with --verbose, and always in the scheduler's log."""
-    from job.cli import _setup_logging
+    from job.logs import setup_logging
 
-    _setup_logging(verbose, tracebacks=tracebacks)
+    setup_logging(verbose, tracebacks=tracebacks)
     _log_unexpected()
     err = capsys.readouterr().err
     assert "info from a job module" in err

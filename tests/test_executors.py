@@ -53,7 +53,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def backfill(url: str, folder: Path, **settings: object) -> None:
     cycle = Cycle(tiny_settings(url, source="csv", csv_path=folder, **settings), make_source("csv", folder))
-    report = cycle.run(TICKERS, kind="backfill", start=START, as_of=END)
+    report = cycle.backfill(TICKERS, start=START, as_of=END)
     assert report.status == "succeeded", [t.error for t in report.tickers]
 
 
@@ -148,7 +148,7 @@ def test_a_ticker_that_fails_to_store_is_cancelled_and_the_others_complete(
     monkeypatch.setattr(executors, "replay", counted)
     settings = tiny_settings(migrated_url, source="csv", csv_path=folder, workers=workers)
     cycle = Cycle(settings, make_source("csv", folder))
-    report = cycle.run(TICKERS, kind="backfill", start=START, as_of=END)
+    report = cycle.backfill(TICKERS, start=START, as_of=END)
     by_ticker = {t.ticker: t for t in report.tickers}
     assert by_ticker["BBB"].status == "failed" and "disk full" in (by_ticker["BBB"].error or "")
     assert by_ticker["AAA"].status == by_ticker["CCC"].status == "ok"

@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from job.calendar import get_sessions
 from job.cli import main
+from job.clock import utcnow
 from job.db import get_engine, job_runs, model_versions, price_flags
 from job.db.migrate import head_revision, upgrade_to_head
-from job.runs import utcnow
 from job.scheduler import write_heartbeat
+from tests.commands import command_line
 from tests.conftest import SAMPLE_CSV, tiny_model_env
 
 
@@ -35,10 +36,6 @@ def csv_folder(tmp_path: Path, text: str, ticker: str = "TSLA") -> Path:
     folder.mkdir(exist_ok=True)
     (folder / f"{ticker}.csv").write_text(text)
     return folder
-
-
-def with_csv(url: str, folder: Path, *args: str) -> list[str]:
-    return ["--database-url", url, "--source", "csv", "--csv", str(folder), "--tickers", "TSLA", *args]
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -57,7 +54,7 @@ def test_an_oversized_cell_is_quoted_by_a_short_prefix_and_its_length_everywhere
     lines = SAMPLE_CSV.read_text().splitlines()
     lines[-1] = lines[-1].rsplit(",", 1)[0] + "," + huge
     folder = csv_folder(tmp_path, "\n".join(lines) + "\n")
-    assert main(["run", *with_csv(migrated_url, folder)]) == 1
+    assert main(command_line("run", migrated_url, folder)) == 1
     err = capsys.readouterr().err
     assert "(1000001 characters)" in err and len(err) < 2000
     with get_engine(migrated_url).connect() as conn:
@@ -125,7 +122,7 @@ def test_rows_dated_after_the_last_closed_session_are_named_not_dropped_silently
 ) -> None:
     later = get_sessions("XNYS").next_session(dt.date.today() + dt.timedelta(days=7))
     text = SAMPLE_CSV.read_text() + f"{later},10,11,9,10,10,1000\n"
-    assert main(["ingest", *with_csv(migrated_url, csv_folder(tmp_path, text))]) == 0
+    assert main(command_line("ingest", migrated_url, csv_folder(tmp_path, text))) == 0
     out = capsys.readouterr().out
     assert f"{later}" in out and "after the last closed session" in out
 
@@ -134,7 +131,7 @@ def test_a_file_with_only_a_header_is_an_error(
     migrated_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = csv_folder(tmp_path, SAMPLE_CSV.read_text().splitlines()[0] + "\n")
-    assert main(["ingest", *with_csv(migrated_url, folder)]) == 1
+    assert main(command_line("ingest", migrated_url, folder)) == 1
     assert "holds no price rows" in capsys.readouterr().err
 
 
@@ -144,7 +141,7 @@ def test_sessions_missing_from_a_download_are_warned(
     frame = pd.read_csv(SAMPLE_CSV)
     frame = frame[~frame["Date"].isin(["2015-03-02", "2015-03-03"])]
     folder = csv_folder(tmp_path, frame.to_csv(index=False))
-    assert main(["ingest", *with_csv(migrated_url, folder)]) == 0
+    assert main(command_line("ingest", migrated_url, folder)) == 0
     out = capsys.readouterr().out
     assert "2 sessions of XNYS missing" in out and "2015-03-02" in out
 

@@ -10,11 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from job.calendar import Calendars, get_sessions
+from job.compare import OVERLAP_SESSIONS
 from job.db import get_engine, model_versions, predictions, price_revisions, prices
+from job.db.bars import BULK_THRESHOLD, write_bars
 from job.errors import TickerError
-from job.ingest import BULK_THRESHOLD, OVERLAP_SESSIONS, ingest_many, write_prices
+from job.ingest import ingest_many
 from job.sources import CsvSource, SampleSource
-from job.sources.base import finish
+from job.sources.base import Bars, finish
 from job.validate import validate
 
 XNYS = get_sessions("XNYS")
@@ -129,8 +131,12 @@ def test_bulk_writes_store_exactly_what_the_row_upsert_stores(migrated_url: str)
     bars = validate(tsla(), "TSLA", XNYS).bars
     assert len(bars) >= BULK_THRESHOLD
     stamp = dt.datetime(2020, 7, 31, 22, 30, 15, 123456, tzinfo=UTC)
+
+    def write_prices(conn: sa.Connection, ticker: str, bars: Bars, source: str, now: dt.datetime) -> None:
+        write_bars(conn, ticker, bars.dates, bars.columns(), source, now, fresh=ticker == "FRESH")
+
     with get_engine(migrated_url).begin() as conn:
-        write_prices(conn, "FRESH", bars, "csv", stamp, fresh=True)
+        write_prices(conn, "FRESH", bars, "csv", stamp)
         write_prices(conn, "MERGED", bars.take(slice(0, 10)), "csv", stamp)
         write_prices(conn, "MERGED", bars, "csv", stamp)  # conflicts on the first 10
         for start in range(0, len(bars), BULK_THRESHOLD - 1):

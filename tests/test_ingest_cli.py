@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from job.claims import Claims
 from job.cli import main
+from job.db.claims import Claims
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from job import intervals
+from job.forecasts import LEVELS
 
 
 def garch_closes(n: int, seed: int = 0) -> np.ndarray:
@@ -53,9 +54,10 @@ def test_walk_forward_coverage_holds_on_clustered_volatility(seed: int) -> None:
     closes = garch_closes(1600, seed)
     sigma = intervals.volatility(closes)
     scores = intervals.scores(closes[:-1], closes[1:], sigma[:-1])  # naive forecasts, as of j
-    misses: dict[float, list[float]] = {c: [] for c in intervals.LEVELS}
+    coverages = [level / 100 for level in LEVELS]
+    misses: dict[float, list[float]] = {c: [] for c in coverages}
     for j in range(350, len(closes) - 1):
-        for coverage in intervals.LEVELS:
+        for coverage in coverages:
             bounds = intervals.interval(
                 closes[j], sigma[j], scores[j - 250 : j], np.array(misses[coverage]), coverage
             )

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from job.config import ModelParams
 from job.db import get_engine, model_versions
-from job.db.versions import load_latest, save_version
 from job.model import ArtifactError, Fit, train, update
+from job.model_store import load_latest, save_version
 
 TINY = ModelParams(
     window=5, lstm_units=(6, 5), dense_units=4, batch_size=32, max_epochs=3, patience=2, train_sessions=200

@@ -38,8 +38,8 @@ METRICS = "SELECT * FROM rolling_metrics ORDER BY ticker, date, model, window_da
 
 
 def test_two_evenings_leave_forecasts_and_metrics(migrated_url: str) -> None:
-    assert cycle(migrated_url).run(["TSLA"], as_of=date(2020, 7, 30)).status == "succeeded"
-    report = cycle(migrated_url).run(["TSLA"], as_of=date(2020, 7, 31))
+    assert cycle(migrated_url).nightly(["TSLA"], as_of=date(2020, 7, 30)).status == "succeeded"
+    report = cycle(migrated_url).nightly(["TSLA"], as_of=date(2020, 7, 31))
     assert report.status == "succeeded"
     forecasts = rows(migrated_url, "SELECT target_date, model, as_of_date FROM predictions")
     as_text = sorted((str(t), m, str(a)) for t, m, a in forecasts)
@@ -61,10 +61,10 @@ def test_two_evenings_leave_forecasts_and_metrics(migrated_url: str) -> None:
 
 
 def test_rerunning_an_evening_changes_nothing(migrated_url: str) -> None:
-    cycle(migrated_url).run(["TSLA"], as_of=date(2020, 7, 31))
+    cycle(migrated_url).nightly(["TSLA"], as_of=date(2020, 7, 31))
     before = rows(migrated_url, PREDICTIONS), rows(migrated_url, METRICS)
     versions = rows(migrated_url, "SELECT COUNT(*) FROM model_versions")
-    report = cycle(migrated_url).run(["TSLA"], as_of=date(2020, 7, 31))
+    report = cycle(migrated_url).nightly(["TSLA"], as_of=date(2020, 7, 31))
     assert report.status == "succeeded" and report.tickers[0].sessions == 0
     assert (rows(migrated_url, PREDICTIONS), rows(migrated_url, METRICS)) == before
     assert rows(migrated_url, "SELECT COUNT(*) FROM model_versions") == versions
@@ -73,9 +73,9 @@ def test_rerunning_an_evening_changes_nothing(migrated_url: str) -> None:
 def test_day_by_day_equals_one_catch_up(migrated_url: str, make_db) -> None:
     other = make_db()
     for day in WEEK:
-        assert cycle(migrated_url).run(["TSLA"], as_of=day).status == "succeeded"
-    cycle(other).run(["TSLA"], as_of=WEEK[0])
-    report = cycle(other).run(["TSLA"], as_of=WEEK[-1])  # the job was down for four nights
+        assert cycle(migrated_url).nightly(["TSLA"], as_of=day).status == "succeeded"
+    cycle(other).nightly(["TSLA"], as_of=WEEK[0])
+    report = cycle(other).nightly(["TSLA"], as_of=WEEK[-1])  # the job was down for four nights
     assert report.tickers[0].sessions == 4
     assert rows(other, PREDICTIONS) == rows(migrated_url, PREDICTIONS)
     assert rows(other, METRICS) == rows(migrated_url, METRICS)
@@ -86,11 +86,9 @@ def test_nightly_runs_equal_a_backfill_of_the_same_sessions_row_for_row(migrated
     """Intervals included: their state (recent errors, misses) is derived from stored rows the
     same way a replay carries it along."""
     backfilled = make_db()
-    assert (
-        cycle(backfilled).run(["TSLA"], kind="backfill", start=WEEK[1], as_of=WEEK[-1]).status == "succeeded"
-    )
+    assert cycle(backfilled).backfill(["TSLA"], start=WEEK[1], as_of=WEEK[-1]).status == "succeeded"
     for day in WEEK:
-        assert cycle(migrated_url).run(["TSLA"], as_of=day).status == "succeeded"
+        assert cycle(migrated_url).nightly(["TSLA"], as_of=day).status == "succeeded"
     assert rows(migrated_url, PREDICTIONS) == rows(backfilled, PREDICTIONS)
     assert rows(migrated_url, METRICS) == rows(backfilled, METRICS)
     assert all(None not in r for r in rows(migrated_url, PREDICTIONS) if r[2] == "lstm")
@@ -98,7 +96,7 @@ def test_nightly_runs_equal_a_backfill_of_the_same_sessions_row_for_row(migrated
 
 def test_rolling_rmse_matches_an_independent_computation(migrated_url: str) -> None:
     for day in WEEK:
-        cycle(migrated_url).run(["TSLA"], as_of=day)
+        cycle(migrated_url).nightly(["TSLA"], as_of=day)
     pairs = rows(
         migrated_url,
         "SELECT p.target_date, p.model, p.predicted_close, a.close FROM predictions p "
@@ -168,7 +166,7 @@ def test_a_crash_after_the_first_ticker_loses_nothing_and_the_rerun_completes(
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr("job.pipeline.save_steps", crash_on_second)
-        crashing.run(["AAA", "BBB"], as_of=date(2020, 7, 31))
+        crashing.nightly(["AAA", "BBB"], as_of=date(2020, 7, 31))
     assert rows(migrated_url, "SELECT DISTINCT ticker FROM predictions") == [("AAA",)]
     # prices were ingested, and committed, before any model ran: they survive the crash
     counts = rows(migrated_url, "SELECT ticker, COUNT(*) FROM prices GROUP BY ticker ORDER BY ticker")
@@ -176,7 +174,8 @@ def test_a_crash_after_the_first_ticker_loses_nothing_and_the_rerun_completes(
     with get_engine(migrated_url).connect() as conn:
         assert conn.execute(sa.select(job_runs.c.status)).scalar_one() == "failed"
     kept = rows(migrated_url, PREDICTIONS)
-    report = cycle(migrated_url, source="csv", csv_path=folder).run(["AAA", "BBB"], as_of=date(2020, 7, 31))
+    rerun = cycle(migrated_url, source="csv", csv_path=folder)
+    report = rerun.nightly(["AAA", "BBB"], as_of=date(2020, 7, 31))
     assert report.status == "succeeded"
     assert [t.sessions for t in report.tickers] == [0, 1]
     assert [r for r in rows(migrated_url, PREDICTIONS) if r[0] == "AAA"] == kept
@@ -197,8 +196,8 @@ def test_a_session_that_fails_to_store_stops_its_ticker_without_a_hole(
         return save_steps(claims, ticker, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr("job.pipeline.save_steps", fail_third)
-    report = cycle(migrated_url, source="csv", csv_path=folder).run(
-        ["AAA"], kind="backfill", start=date(2020, 7, 20), as_of=date(2020, 7, 31)
+    report = cycle(migrated_url, source="csv", csv_path=folder).backfill(
+        ["AAA"], start=date(2020, 7, 20), as_of=date(2020, 7, 31)
     )
     assert report.tickers[0].status == "failed" and "disk full" in (report.tickers[0].error or "")
     as_of = [

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, model_versions, predictions, price_revisions
+from tests.commands import command_line
 from tests.conftest import SAMPLE_CSV, tiny_model_env
 from tests.test_ingest import FrameSource, run, split_3_for_1, stored, tsla
 
@@ -38,8 +39,7 @@ def folder_with(path: Path, frame: pd.DataFrame, ticker: str = "TSLA") -> Path:
 
 
 def cli(command: str, url: str, folder: Path, *extra: str) -> int:
-    return main([command, "--database-url", url, "--source", "csv", "--csv", str(folder), "--tickers", "TSLA",
-                 *extra])  # fmt: skip
+    return main(command_line(command, url, folder, ["TSLA"], *extra))
 
 
 def backfill(url: str, folder: Path, start: str, end: str) -> int:

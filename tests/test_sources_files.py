@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from job.errors import NightcastError, TickerError
-from job.sources import COLUMNS, CsvSource, PriceSource, SampleSource, make_source
+from job.sources import FRAME_COLUMNS, CsvSource, PriceSource, SampleSource, make_source
 from job.sources.base import finish
 from job.validate import ValidationError
 
@@ -25,7 +25,7 @@ def write(path: Path, text: str) -> Path:
 
 def test_sample_is_the_bundled_real_series() -> None:
     frame = SampleSource().fetch("TSLA", *ALL)
-    assert list(frame.columns) == list(COLUMNS)
+    assert list(frame.columns) == list(FRAME_COLUMNS)
     assert len(frame) == 2541
     assert frame["date"].iat[0] == dt.date(2010, 6, 29) and frame["date"].iat[-1] == dt.date(2020, 7, 31)
     assert frame["close"].iat[0] == pytest.approx(4.778)
@@ -115,8 +115,8 @@ def test_make_source() -> None:
 
 def test_finish_keeps_the_range_and_sorts_newest_first_files_stably() -> None:
     days = [dt.date(2020, 7, d) for d in (31, 30, 30, 29, 28)]  # newest first, one duplicate
-    frame = pd.DataFrame({"date": days, **{c: [1.0, 2.0, 3.0, 4.0, 5.0] for c in COLUMNS[1:]}})
+    frame = pd.DataFrame({"date": days, **{c: [1.0, 2.0, 3.0, 4.0, 5.0] for c in FRAME_COLUMNS[1:]}})
     out = finish(frame, dt.date(2020, 7, 29), dt.date(2020, 7, 30))
-    assert list(out.columns) == list(COLUMNS)
+    assert list(out.columns) == list(FRAME_COLUMNS)
     assert out["date"].tolist() == [dt.date(2020, 7, 29), dt.date(2020, 7, 30), dt.date(2020, 7, 30)]
     assert out["close"].tolist() == [4.0, 2.0, 3.0], "duplicates keep their file order for validation"

@@ -34,7 +34,7 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 
 from job.calendar import Calendars
 from job.errors import TickerError
-from job.sources import COLUMNS
+from job.sources import FRAME_COLUMNS
 from job.sources.yahoo import DOWNLOAD_OPTIONS, YahooSource
 
 RECORDED = Path(__file__).parent / "fixtures" / "yahoo_tsla_2020-07.csv"
@@ -128,7 +128,7 @@ def source(download: Replay, now: dt.datetime = AFTER_CLOSE, attempts: int = 3) 
 
 
 def check_normalized(frame: pd.DataFrame, rows: int) -> None:
-    assert list(frame.columns) == list(COLUMNS)
+    assert list(frame.columns) == list(FRAME_COLUMNS)
     assert len(frame) == rows
     assert all(type(d) is dt.date for d in frame["date"])
     assert list(frame["date"]) == sorted(frame["date"])
@@ -190,7 +190,7 @@ def test_the_in_progress_bar_of_an_open_session_is_dropped() -> None:
 def test_no_closed_session_in_range_is_an_empty_frame_without_asking_yahoo() -> None:
     replay = Replay(RuntimeError("must not be called"))
     weekend = source(replay).fetch("TSLA", dt.date(2020, 8, 1), dt.date(2020, 8, 2))
-    assert weekend.empty and list(weekend.columns) == list(COLUMNS)
+    assert weekend.empty and list(weekend.columns) == list(FRAME_COLUMNS)
     tonight = source(replay, now=DURING_SESSION).fetch("TSLA", dt.date(2020, 7, 31), dt.date(2020, 7, 31))
     assert tonight.empty
     assert replay.calls == []

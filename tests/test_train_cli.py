@@ -47,8 +47,8 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     import keras
 
     from job.db import get_engine
-    from job.db.versions import load_latest
     from job.model.lstm import predict
+    from job.model_store import load_latest
 
     assert main(["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 0
     assert main(["train", "--database-url", migrated_url, "--tickers", "TSLA"]) == 0

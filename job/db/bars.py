@@ -1,21 +1,39 @@
-"""The one reader of a ticker's stored bars, as arrays (job.sources.base.Bars).
+"""Stored bars in `prices`: reads as arrays, and the one write path (bulk or set-based).
 
-Ingest compares with them, the compute stage learns from their closes, the report draws
-them: all through here, so every reader sees the same rows in the same order and types.
+Bars travel as (dates, {column: array}) with the value columns of `BAR_VALUES`: ingest
+compares with them, the compute stage learns from them, the report draws them, all
+through here, so every reader sees the same rows in the same order and types.
+
+Writes go by size: a night's few bars of many tickers as one multi-row upsert; a first
+load or a reload skips SQLAlchemy's per-value handling, which dominates at thousands of
+rows: PostgreSQL takes a binary COPY built from the arrays in one go (straight into
+`prices` when `fresh`, i.e. the ticker has no stored rows, else into a temporary table
+followed by INSERT ... SELECT ... ON CONFLICT); SQLite one prepared statement and the
+driver's executemany.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-from job.db.schema import prices
-from job.sources.base import VALUE_COLUMNS, Bars
+from job.db.schema import BAR_VALUES, STORED_PRICES, prices
+from job.db.upsert import upsert
 
+#: Above this many rows, writes take the bulk path (COPY / executemany) instead of upsert().
+BULK_THRESHOLD = 200
+
+Columns = Mapping[str, np.ndarray]
+Stored = dict[dt.date, tuple[float, ...]]  # date -> values in BAR_VALUES order
+
+_VALUES = tuple(prices.c[c] for c in BAR_VALUES)
 _BARS = (
-    sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS))
+    sa.select(prices.c.date, *_VALUES)
     .where(
         prices.c.ticker == sa.bindparam("ticker"),
         prices.c.date >= sa.bindparam("first"),
@@ -23,27 +41,215 @@ _BARS = (
     )
     .order_by(prices.c.date)
 )
-_BARS_BY_DATE = sa.select(prices.c.date, *(prices.c[c] for c in VALUE_COLUMNS)).where(
-    prices.c.ticker == sa.bindparam("ticker")
-)
+_BY_DATE = sa.select(prices.c.date, *_VALUES).where(prices.c.ticker == sa.bindparam("ticker"))
+_LAST = _BY_DATE.order_by(prices.c.date.desc()).limit(sa.bindparam("count", type_=sa.Integer))
 
 
 def read_bars(
     conn: sa.Connection, ticker: str, first: dt.date = dt.date.min, last: dt.date = dt.date.max
-) -> Bars:
+) -> tuple[np.ndarray, Columns]:
     """The ticker's stored bars with first <= date <= last, oldest first."""
-    return _as_bars(conn.execute(_BARS, {"ticker": ticker, "first": first, "last": last}).all())
+    return _arrays(conn.execute(_BARS, {"ticker": ticker, "first": first, "last": last}).all())
 
 
-def read_bars_around(conn: sa.Connection, ticker: str, first: dt.date, last: dt.date) -> Bars:
+def read_around(
+    conn: sa.Connection, ticker: str, first: dt.date, last: dt.date
+) -> tuple[np.ndarray, Columns]:
     """The stored bar just before `first` and the one just after `last` (those that exist):
     what a batch of new bars joins on to."""
-    before = _BARS_BY_DATE.where(prices.c.date < first).order_by(prices.c.date.desc()).limit(1)
-    after = _BARS_BY_DATE.where(prices.c.date > last).order_by(prices.c.date).limit(1)
-    return _as_bars([row for query in (before, after) for row in conn.execute(query, {"ticker": ticker})])
+    before = _BY_DATE.where(prices.c.date < first).order_by(prices.c.date.desc()).limit(1)
+    after = _BY_DATE.where(prices.c.date > last).order_by(prices.c.date).limit(1)
+    return _arrays([row for query in (before, after) for row in conn.execute(query, {"ticker": ticker})])
 
 
-def _as_bars(rows: list[sa.Row]) -> Bars:
+def _arrays(rows: Sequence[sa.Row[Any]]) -> tuple[np.ndarray, Columns]:
     dates = np.array([row[0] for row in rows], dtype=object)
-    values = np.array([row[1:] for row in rows], dtype=np.float64).reshape(len(rows), len(VALUE_COLUMNS))
-    return Bars(dates, values)
+    values = np.array([row[1:] for row in rows], dtype=np.float64).reshape(len(rows), len(BAR_VALUES))
+    return dates, {column: values[:, i] for i, column in enumerate(BAR_VALUES)}
+
+
+def stored(
+    conn: sa.Connection, ticker: str, first: dt.date = dt.date.min, last: dt.date = dt.date.max
+) -> Stored:
+    """`read_bars` as date -> values: what a download is compared with, a dozen rows a night."""
+    rows = conn.execute(_BARS, {"ticker": ticker, "first": first, "last": last})
+    return {row[0]: tuple(float(v) for v in row[1:]) for row in rows}
+
+
+def last_bars(conn: sa.Connection, ticker: str, count: int) -> Stored:
+    """The ticker's newest `count` stored bars."""
+    rows = conn.execute(_LAST, {"ticker": ticker, "count": count})
+    return {row[0]: tuple(float(v) for v in row[1:]) for row in rows}
+
+
+def last_bars_of(
+    conn: sa.Connection, tickers: Sequence[str], since: dt.date, count: int
+) -> dict[str, Stored]:
+    """`last_bars` for many tickers in one query, from the bars stored since `since`; a ticker
+    with fewer than `count` of them there (new, or not updated for weeks) is left out."""
+    found: dict[str, Stored] = {}
+    if tickers:
+        query = sa.select(prices.c.ticker, prices.c.date, *_VALUES).where(
+            prices.c.ticker.in_(tickers), prices.c.date >= since
+        )
+        for ticker, day, *values in conn.execute(query):
+            found.setdefault(ticker, {})[day] = tuple(float(v) for v in values)
+    return {
+        ticker: {day: bars[day] for day in sorted(bars)[-count:]}
+        for ticker, bars in found.items()
+        if len(bars) >= count
+    }
+
+
+def first_date(conn: sa.Connection, ticker: str) -> dt.date | None:
+    return conn.scalar(sa.select(sa.func.min(prices.c.date)).where(prices.c.ticker == ticker))
+
+
+def rescale_bars(conn: sa.Connection, ticker: str, dates: Sequence[dt.date], factor: float) -> int:
+    """Multiply the prices (not the volume) of these stored sessions by `factor`."""
+    if not dates or factor == 1.0:
+        return 0
+    statement = (
+        sa.update(prices)
+        .where(prices.c.ticker == ticker, prices.c.date == sa.bindparam("day"))
+        .values({c: prices.c[c] * factor for c in STORED_PRICES})
+    )
+    conn.execute(statement, [{"day": day} for day in dates])
+    return len(dates)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def bar_rows(
+    ticker: str, dates: np.ndarray, columns: Columns, source: str, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """`prices` rows of the bars, for `write_rows`; the volume as a count."""
+    values = [columns[c].tolist() for c in BAR_VALUES[:-1]]
+    volume = np.rint(columns["volume"]).astype(np.int64).tolist()
+    return [
+        {"ticker": ticker, "date": day, **dict(zip(BAR_VALUES[:-1], numbers, strict=True)), "volume": v,
+         "source": source, "ingested_at": now}
+        for day, *numbers, v in zip(dates, *values, volume, strict=True)
+    ]  # fmt: skip
+
+
+def write_rows(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """`bar_rows` of any tickers in one set-based upsert."""
+    return upsert(conn, prices, rows)
+
+
+def write_bars(
+    conn: sa.Connection,
+    ticker: str,
+    dates: np.ndarray,
+    columns: Columns,
+    source: str,
+    now: dt.datetime,
+    *,
+    fresh: bool = False,
+) -> int:
+    """Set-based write of one ticker's bars on (ticker, date), by the path their size suits."""
+    if len(dates) < BULK_THRESHOLD:
+        return write_rows(conn, bar_rows(ticker, dates, columns, source, now))
+    if conn.dialect.name == "postgresql":
+        return _copy_postgresql(conn, ticker, dates, columns, source, now, fresh=fresh)
+    return _executemany_sqlite(conn, ticker, dates, columns, source, now, fresh=fresh)
+
+
+_FIELDS = ("ticker", "date", *BAR_VALUES, "source", "ingested_at")
+_FIELD_LIST = ", ".join(_FIELDS)
+_ON_CONFLICT = "ON CONFLICT (ticker, date) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in _FIELDS[2:]
+)
+
+
+def _bind(conn: sa.Connection, column: str) -> Any:
+    """The dialect's own conversion of a Python value for `column` (identity if none)."""
+    impl = prices.c[column].type.dialect_impl(conn.dialect)
+    return impl.bind_processor(conn.dialect) or (lambda value: value)
+
+
+def _executemany_sqlite(
+    conn: sa.Connection, ticker: str, dates: np.ndarray, columns: Columns, source: str, now: dt.datetime,
+    *, fresh: bool,
+) -> int:  # fmt: skip
+    placeholders = ", ".join("?" for _ in _FIELDS)
+    sql = f"INSERT INTO prices ({_FIELD_LIST}) VALUES ({placeholders})" + (
+        "" if fresh else f" {_ON_CONFLICT}"
+    )
+    # Whole columns at once (zip and tolist run in C). Dates as ISO text and the stamp as
+    # SQLAlchemy's own rendering: what the row upsert stores on SQLite.
+    n = len(dates)
+    values = [columns[c].tolist() for c in BAR_VALUES[:-1]]
+    volume = np.rint(columns["volume"]).astype(np.int64).tolist()
+    stamp = _bind(conn, "ingested_at")(now)
+    days: Iterable[str] = map(dt.date.isoformat, dates)
+    conn.exec_driver_sql(
+        sql,
+        list(zip(repeat(ticker, n), days, *values, volume, repeat(source, n), repeat(stamp, n), strict=True)),
+    )
+    return n
+
+
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PG_EPOCH_DAY = _PG_EPOCH.date().toordinal()
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def _copy_binary(ticker: str, dates: np.ndarray, columns: Columns, source: str, now: dt.datetime) -> bytes:
+    """The bars in PostgreSQL's binary COPY format, built by numpy for all rows at once.
+
+    Every field of a row has a fixed width within one batch (ticker and source are the same
+    on every row), so a row is one record of a packed big-endian numpy dtype: the field
+    count, then (byte length, value) per column in `_FIELDS` order. Dates count days and
+    timestamps microseconds from 2000-01-01, as the format defines.
+    """
+    name, origin = ticker.encode(), source.encode()
+    kinds = {"ticker": f"S{len(name)}", "date": ">i4", "volume": ">i8", "source": f"S{len(origin)}",
+             "ingested_at": ">i8"}  # fmt: skip
+    layout = np.dtype(
+        [("fields", ">i2")]
+        + [
+            part
+            for column in _FIELDS
+            for part in ((f"{column}_n", ">i4"), (column, kinds.get(column, ">f8")))
+        ]
+    )
+    rows = np.empty(len(dates), dtype=layout)
+    rows["fields"] = len(_FIELDS)
+    for column in _FIELDS:
+        rows[f"{column}_n"] = layout.fields[column][0].itemsize
+    rows["ticker"], rows["source"] = name, origin
+    rows["date"] = np.fromiter(map(dt.date.toordinal, dates), np.int64, len(dates)) - _PG_EPOCH_DAY
+    for column in BAR_VALUES[:-1]:
+        rows[column] = columns[column]
+    rows["volume"] = np.rint(columns["volume"])  # a count, like the other write paths
+    rows["ingested_at"] = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+def _copy_postgresql(
+    conn: sa.Connection, ticker: str, dates: np.ndarray, columns: Columns, source: str, now: dt.datetime,
+    *, fresh: bool,
+) -> int:  # fmt: skip
+    if not conn.in_transaction():  # the COPY goes around SQLAlchemy, which must still commit it
+        conn.begin()
+    target = "prices"
+    if not fresh:
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS _prices_load "
+            "(LIKE prices INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql("TRUNCATE _prices_load")
+        target = "_prices_load"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {target} ({_FIELD_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(_copy_binary(ticker, dates, columns, source, now))
+    if not fresh:
+        conn.exec_driver_sql(
+            f"INSERT INTO prices ({_FIELD_LIST}) SELECT {_FIELD_LIST} FROM _prices_load {_ON_CONFLICT}"
+        )
+        conn.exec_driver_sql("TRUNCATE _prices_load")
+    return len(dates)

@@ -38,16 +38,17 @@ class UtcDateTime(sa.types.TypeDecorator[datetime.datetime]):
 
 #: The columns in price units, which a revision of the ticker's prices rescales.
 STORED_PRICES = ("open", "high", "low", "close", "adj_close")
-PREDICTED_PRICES = ("predicted_close", "lower_80", "upper_80", "lower_95", "upper_95", "network_close")
+#: A bar's values, in the order every array of bars holds them.
+BAR_VALUES = (*STORED_PRICES, "volume")
 
-Ticker = sa.String(16)
+SYMBOL = sa.String(16)
 Price = sa.Double()
 Stamp = UtcDateTime()
 
 prices = sa.Table(
     "prices",
     metadata,
-    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("ticker", SYMBOL, primary_key=True),
     sa.Column("date", sa.Date, primary_key=True),
     sa.Column("open", Price, nullable=False),
     sa.Column("high", Price, nullable=False),
@@ -78,7 +79,7 @@ model_versions = sa.Table(
     "model_versions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ticker", Ticker, nullable=False),
+    sa.Column("ticker", SYMBOL, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("parent_id", sa.Integer, sa.ForeignKey("model_versions.id")),
     sa.Column("trained_from", sa.Date, nullable=False),
@@ -97,7 +98,7 @@ model_versions = sa.Table(
 predictions = sa.Table(
     "predictions",
     metadata,
-    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("ticker", SYMBOL, primary_key=True),
     sa.Column("target_date", sa.Date, primary_key=True),
     sa.Column("model", sa.String(16), primary_key=True),
     sa.Column("as_of_date", sa.Date, nullable=False),
@@ -110,10 +111,13 @@ predictions = sa.Table(
     sa.Index(None, "ticker", "as_of_date"),
 )
 
+#: A forecast's columns in price units (a re-basing rescales them): its Double columns.
+PREDICTED_PRICES = tuple(c.name for c in predictions.columns if isinstance(c.type, sa.Double))
+
 rolling_metrics = sa.Table(
     "rolling_metrics",
     metadata,
-    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("ticker", SYMBOL, primary_key=True),
     sa.Column("date", sa.Date, primary_key=True),
     sa.Column("model", sa.String(16), primary_key=True),
     sa.Column("window_days", sa.Integer, primary_key=True),
@@ -139,7 +143,7 @@ price_revisions = sa.Table(
     "price_revisions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ticker", Ticker, nullable=False),
+    sa.Column("ticker", SYMBOL, nullable=False),
     sa.Column("detected_at", Stamp, nullable=False),
     sa.Column("first_revised_date", sa.Date, nullable=False),
     sa.Column("last_revised_date", sa.Date, nullable=False),
@@ -153,7 +157,7 @@ price_revisions = sa.Table(
 price_flags = sa.Table(
     "price_flags",
     metadata,
-    sa.Column("ticker", Ticker, primary_key=True),
+    sa.Column("ticker", SYMBOL, primary_key=True),
     sa.Column("detected_at", Stamp, nullable=False),
     sa.Column("first_date", sa.Date, nullable=False),
     sa.Column("last_date", sa.Date, nullable=False),
@@ -191,7 +195,7 @@ prediction_errors = sa.table(
 # what turns the ISO strings SQLite returns into `date` objects (PostgreSQL returns dates).
 latest_predictions = sa.table(
     "latest_predictions",
-    sa.column("ticker", Ticker),
+    sa.column("ticker", SYMBOL),
     sa.column("model", sa.String(16)),
     sa.column("as_of_date", sa.Date),
     sa.column("target_date", sa.Date),
@@ -205,7 +209,7 @@ latest_predictions = sa.table(
 
 model_skill = sa.table(
     "model_skill",
-    sa.column("ticker", Ticker),
+    sa.column("ticker", SYMBOL),
     sa.column("window_days", sa.Integer),
     sa.column("date", sa.Date),
     sa.column("n", sa.Integer),

@@ -9,7 +9,7 @@ from pathlib import Path
 from job.calendar import Sessions
 from job.config import Settings
 from job.errors import NightcastError, quote
-from job.sources.base import COLUMNS, PriceSource, empty_frame
+from job.sources.base import FRAME_COLUMNS, PriceSource, empty_frame
 from job.sources.csvfile import CsvSource
 from job.sources.sample import SampleSource
 
@@ -25,7 +25,7 @@ def make_source(
 ) -> PriceSource:
     """The source a setting or `--source` names; `calendars`/`clock` only matter to yahoo."""
     if name == "yahoo":
-        from job.sources.yahoo import YahooSource  # yfinance takes ~1 s to import; csv runs skip it
+        from job.sources.yahoo import YahooSource  # yfinance takes about 0.5 s to import; csv runs skip it
 
         return YahooSource(calendars, clock=clock)
     if name == "csv":
@@ -51,7 +51,7 @@ def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = 
 
 
 __all__ = [
-    "COLUMNS",
+    "FRAME_COLUMNS",
     "SOURCE_NAMES",
     "CsvSource",
     "PriceSource",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-#: The normalized frame every source returns, in this order, ascending by date.
-COLUMNS = ("date", "open", "high", "low", "close", "adj_close", "volume")
+from job.db.schema import BAR_VALUES
 
-#: The numeric columns, in the order of `Bars.values`.
-VALUE_COLUMNS = COLUMNS[1:]
+#: The numeric columns, in the order of `Bars.values`: those of `prices`.
+VALUE_COLUMNS = BAR_VALUES
+
+#: The normalized frame every source returns, in this order, ascending by date.
+FRAME_COLUMNS = ("date", *VALUE_COLUMNS)
 
 #: Yahoo's column names (CSV header and yfinance frames) mapped to ours.
 YAHOO_COLUMNS = {
@@ -32,7 +35,7 @@ class PriceSource(Protocol):
     """A place daily bars come from.
 
     `fetch` returns the bars with start <= date <= end (END INCLUSIVE, unlike yfinance) as a
-    frame with `COLUMNS`: `date` holds `datetime.date`, prices are floats, volume numeric;
+    frame with `FRAME_COLUMNS`: `date` holds `datetime.date`, prices are floats, volume numeric;
     ascending by date. It raises `TickerError` naming the ticker when it cannot. An empty
     frame means "no bar in that range", never "unknown ticker".
     """
@@ -65,13 +68,22 @@ class Bars:
         """The bars at `rows` (a boolean mask, positions or a slice)."""
         return Bars(self.dates[rows], self.values[rows])
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """Each value column by name: how the tables take bars (job.db.bars)."""
+        return {name: self.values[:, i] for i, name in enumerate(VALUE_COLUMNS)}
+
+    @classmethod
+    def of(cls, dates: np.ndarray, columns: Mapping[str, np.ndarray]) -> Bars:
+        """From dates and value columns by name, as the tables give them."""
+        return cls(dates, np.column_stack([columns[name] for name in VALUE_COLUMNS]).reshape(len(dates), -1))
+
 
 def empty_frame() -> pd.DataFrame:
     """The normalized frame with no rows (typed, so concatenation and validation behave)."""
     return pd.DataFrame(
         {
             "date": pd.Series([], dtype=object),
-            **{c: pd.Series([], dtype="float64") for c in COLUMNS[1:]},
+            **{c: pd.Series([], dtype="float64") for c in FRAME_COLUMNS[1:]},
         }
     )
 
@@ -90,7 +102,7 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     """
     columns: dict[str, np.ndarray] = {"date": np.asarray(frame["date"].to_numpy(), dtype=object)}
     retyped = False
-    for column in COLUMNS[1:]:
+    for column in FRAME_COLUMNS[1:]:
         values = frame[column].to_numpy()
         if values.dtype != np.float64:  # text from a CSV, ints, pandas NA: NaN if not a number
             values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -105,7 +117,7 @@ def finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
         kept = dates[rows]
         if not (kept[1:] >= kept[:-1]).all():
             rows = rows[np.argsort(kept, kind="stable")]
-        elif len(rows) == len(dates) and not retyped and list(frame.columns) == list(COLUMNS):
+        elif len(rows) == len(dates) and not retyped and list(frame.columns) == list(FRAME_COLUMNS):
             return frame  # already in normal form (a cache or an in-memory source): as is
         return pd.DataFrame({c: v[rows] for c, v in columns.items()}, copy=False)
     keep = np.array([not isinstance(d, dt.date) or start <= d <= end for d in dates], dtype=bool)

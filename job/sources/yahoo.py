@@ -62,7 +62,7 @@ from yfinance.exceptions import (
 
 from job.calendar import Calendars, Sessions
 from job.errors import TickerError
-from job.sources.base import COLUMNS, YAHOO_COLUMNS, empty_frame, finish
+from job.sources.base import FRAME_COLUMNS, YAHOO_COLUMNS, empty_frame, finish
 
 if TYPE_CHECKING:
     import curl_cffi.requests
@@ -211,7 +211,7 @@ def normalize_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
             **{YAHOO_COLUMNS[c]: frame[c].to_numpy() for c in YAHOO_COLUMNS if c != "Date"},
         }
     )
-    return out.loc[:, list(COLUMNS)]
+    return out.loc[:, list(FRAME_COLUMNS)]
 
 
 class YahooSource:

@@ -24,9 +24,8 @@ import filelock
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from job.db import get_engine
+from job.db.engine import get_engine
 from job.errors import ClaimLost, NightcastError
-from job.redact import mask_url
 
 # Two int4 keys: the schema, then the ticker (or run). pg_locks shows them as classid/objid.
 _KEYS = "hashtext(current_schema()), hashtext(:name)"
@@ -143,7 +142,3 @@ class Claims:
             return True
         self._file.release(force=True)
         return False
-
-    def busy_message(self, name: str) -> str:
-        where = mask_url(self.url)
-        return f"{name}: another nightcast cycle on {where} is working on it; try later or pass --wait"

@@ -1,0 +1,56 @@
+"""What a forecast is, by name: the models, the interval levels and the stored columns.
+
+Every stage speaks these names: the compute stage returns a `Forecast` per model, persist
+stores its fields under the same names in `predictions`, plan reads them back into the
+state of a replay, evaluate and the report read them by name. Adding a model or a column
+is this module plus a migration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: `lstm` is the network (behind its guard); `naive` is the last known close.
+MODELS = ("lstm", "naive")
+#: Interval levels, in percent, as the columns name them (`lower_80` .. `upper_95`).
+LEVELS = (80, 95)
+
+
+def bounds(level: int) -> tuple[str, str]:
+    """The columns of the interval at `level` percent."""
+    return f"lower_{level}", f"upper_{level}"
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One model's forecast of the next close, with its intervals; NaN where there is none
+    (no interval before volatility can be measured; `network_close` on naive's rows)."""
+
+    predicted_close: float
+    lower_80: float = math.nan
+    upper_80: float = math.nan
+    lower_95: float = math.nan
+    upper_95: float = math.nan
+    network_close: float = math.nan  # what the network alone said, before the guard
+
+    def interval(self, level: int) -> tuple[float, float]:
+        lower, upper = bounds(level)
+        return getattr(self, lower), getattr(self, upper)
+
+    def row(self) -> dict[str, float | None]:
+        """The `predictions` columns it fills (NULL for NaN)."""
+        return {name: None if math.isnan(value) else value for name, value in self.values().items()}
+
+    def values(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    @classmethod
+    def from_row(cls, row: Any) -> Forecast:
+        """From a mapping or row with the columns' names (None as NaN)."""
+        return cls(**{name: math.nan if row[name] is None else float(row[name]) for name in COLUMNS})
+
+
+#: The stored columns of a forecast, in `predictions`.
+COLUMNS = tuple(field.name for field in fields(Forecast))

@@ -1,0 +1,118 @@
+"""Model versions as the model knows them: a fit packed into a `model_versions` row, a row
+unpacked (and checked) into a forecaster, a version written as a `.keras` file.
+
+The table speaks rows and bytes (job.db.versions); what the bytes mean is job.model's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from job.config import ModelParams
+from job.db import get_engine
+from job.db import versions as table
+from job.errors import TickerError
+from job.files import replace_file
+from job.model import artifact
+from job.model.artifact import ArtifactError
+from job.model.core import Fit, Forecaster
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A stored forecaster with the facts the retrain policy needs."""
+
+    version_id: int
+    kind: str
+    trained_through: dt.date
+    last_retrain_through: dt.date
+    created_at: dt.datetime
+    forecaster: Forecaster
+
+
+def save_version(
+    conn: sa.Connection,
+    *,
+    ticker: str,
+    kind: Literal["retrain", "update"],
+    parent_id: int | None,
+    trained_from: dt.date,
+    trained_through: dt.date,
+    fit: Fit,
+    params: ModelParams,
+    keep_artifacts: int,
+) -> int:
+    """Insert a version and return its id; only the newest `keep_artifacts` keep their bytes.
+
+    `params` stores the ModelParams as given plus a `forecaster` entry (format, architecture,
+    scaling, shrink, validation RMSEs): enough to read a version without unpacking its bytes.
+    """
+    data = artifact.pack(fit.forecaster)
+    stored_params: dict[str, Any] = params.model_dump(mode="json")
+    stored_params["forecaster"] = artifact.describe(fit.forecaster) | {
+        "val_rmse": _finite_or_none(fit.val_rmse),
+        "val_naive_rmse": _finite_or_none(fit.val_naive_rmse),
+    }
+    row = {
+        "ticker": ticker, "kind": kind, "parent_id": parent_id, "trained_from": trained_from,
+        "trained_through": trained_through, "n_samples": fit.n_samples, "epochs": fit.epochs,
+        "params": stored_params, "train_loss": _finite_or_none(fit.train_loss),
+        "val_loss": _finite_or_none(fit.val_loss), "artifact": data, "artifact_sha256": artifact.sha256(data),
+        "created_at": dt.datetime.now(dt.UTC),
+    }  # fmt: skip
+    return table.insert_version(conn, row, keep_artifacts=keep_artifacts)
+
+
+def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = None) -> LoadedModel | None:
+    """The newest version with `trained_through <= through` (any date when None), or None.
+
+    Raises ArtifactError when that version's bytes are pruned, missing, altered (sha256
+    mismatch) or unreadable; the caller retrains rather than silently using an older model.
+    """
+    row = table.latest_version(conn, ticker, through=through)
+    if row is None:
+        return None
+    return LoadedModel(
+        version_id=row.id,
+        kind=row.kind,
+        trained_through=row.trained_through,
+        last_retrain_through=table.last_retrain_through(conn, row.id) or row.trained_through,
+        created_at=row.created_at,
+        forecaster=_forecaster(ticker, row),
+    )
+
+
+def _forecaster(ticker: str, row: sa.Row[Any]) -> Forecaster:
+    if row.artifact is None:
+        raise ArtifactError(ticker, row.id, "artifact bytes are missing (pruned?)")
+    data = bytes(row.artifact)
+    if artifact.sha256(data) != row.artifact_sha256:
+        raise ArtifactError(ticker, row.id, "artifact sha256 mismatch (corrupt)")
+    try:
+        return artifact.unpack(data)
+    except Exception as exc:  # zip, JSON or shape errors: any of them means unusable bytes
+        raise ArtifactError(ticker, row.id, f"artifact unreadable ({type(exc).__name__}: {exc})") from exc
+
+
+def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> int:
+    """`nightcast export`: a stored version (default: the ticker's newest) as a `.keras` file."""
+    from job.model.network import save_keras
+
+    with get_engine(url).connect() as conn:
+        row = table.version(conn, ticker, version_id)
+    if row is None:
+        which = f"version {version_id}" if version_id is not None else "model version"
+        raise TickerError(ticker, f"no {which} stored for this ticker")
+    forecaster = _forecaster(ticker, row)
+    replace_file(out, lambda tmp: save_keras(forecaster.spec, forecaster.weights, tmp))
+    return row.id
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,150 @@
+"""The report's four charts of one ticker, each a matplotlib Figure of its `ChartData`.
+
+Figures are built with `matplotlib.figure.Figure`, never pyplot: saving a PNG then always
+goes through the Agg canvas, so rendering needs no display (containers, cron) whatever
+MPLBACKEND says, and keeps no global figure state between reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+from job.forecasts import LEVELS, MODELS, bounds
+from job.report.data import ChartData
+
+COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
+LINESTYLES = {"lstm": "-", "naive": "--"}
+
+
+def _date_axis(ax: Axes) -> None:
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _span(data: ChartData) -> str:
+    index = data.forecasts.index
+    return f"{index.min()} to {index.max()}"
+
+
+def forecast_figure(data: ChartData) -> Figure:
+    """Actual close and both forecasts, each at its target session (the tutorial's chart, fixed)."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    x = pd.to_datetime(data.forecasts.index)
+    for level, alpha in zip(sorted(LEVELS, reverse=True), (0.12, 0.22), strict=True):  # the LSTM's bands
+        lower, upper = (data.forecasts[name] for name in bounds(level))
+        if lower.notna().any():
+            ax.fill_between(
+                x, lower, upper, color=COLORS["lstm"], alpha=alpha, lw=0, label=f"lstm {level}% interval"
+            )
+    ax.plot(x, data.forecasts["actual"], color=COLORS["actual"], lw=1.6, label="actual close")
+    for model in MODELS:
+        ax.plot(
+            x,
+            data.forecasts[model],
+            color=COLORS[model],
+            ls=LINESTYLES[model],
+            lw=1.2,
+            marker="." if len(x) <= 60 else None,
+            zorder=3 if model == "lstm" else 2,  # the model under test stays visible on top
+            label=f"{model} forecast",
+        )
+    ax.set_title(f"{data.ticker}: next-session close forecasts vs actual ({_span(data)})")
+    ax.set_xlabel("target session")
+    ax.set_ylabel("close (price)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    _date_axis(ax)
+    return fig
+
+
+def rolling_figure(data: ChartData) -> Figure:
+    """Rolling RMSE per window: same colour per model, one line style per window."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    styles = ["-", "--", ":", "-."]
+    windows = sorted({w for _, w in data.rolling.columns})
+    for model, window in data.rolling.columns:
+        series = data.rolling[(model, window)].dropna()
+        ax.plot(
+            pd.to_datetime(series.index),
+            series.to_numpy(),
+            color=COLORS[model],
+            ls=styles[windows.index(window) % len(styles)],
+            lw=1.4,
+            marker="." if len(series) <= 60 else None,
+            label=f"{model}, {window}-session RMSE",
+        )
+    if data.rolling.empty:
+        ax.text(0.5, 0.5, "no full rolling window in this range yet", ha="center", transform=ax.transAxes)
+    ax.set_title(f"{data.ticker}: rolling RMSE of the forecasts, full windows only")
+    ax.set_xlabel("session the window ends on")
+    ax.set_ylabel("RMSE (price)")
+    ax.grid(alpha=0.3)
+    if not data.rolling.empty:
+        ax.legend(loc="best")
+        _date_axis(ax)
+    return fig
+
+
+def coverage_figure(data: ChartData) -> Figure:
+    """Rolling interval coverage of both models over the widest window, against the nominal levels."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for (column, model), series in data.coverage.items():
+        level = column.removeprefix("coverage_")
+        ax.plot(
+            pd.to_datetime(series.index), 100 * series.to_numpy(), color=COLORS[model],
+            ls="-" if level == "95" else "--", lw=1.4, label=f"{model}, {level}% interval",
+        )  # fmt: skip
+    for nominal in LEVELS:
+        ax.axhline(nominal, color="grey", lw=0.8, ls=":")
+    if data.coverage.empty:
+        ax.text(0.5, 0.5, "no interval has matured in this range yet", ha="center", transform=ax.transAxes)
+    else:
+        ax.legend(loc="lower left")
+        _date_axis(ax)
+    ax.set_title(f"{data.ticker}: share of actual closes inside the intervals (rolling, widest window)")
+    ax.set_xlabel("session the window ends on")
+    ax.set_ylabel("coverage (%)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def error_figure(data: ChartData) -> Figure:
+    """Histogram of forecast errors (predicted - actual) of both models on shared bins."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    every = np.concatenate([data.errors[m] for m in MODELS])
+    if every.size:
+        bins = np.histogram_bin_edges(every, bins=min(30, max(5, every.size // 2)))
+        for model in MODELS:
+            ax.hist(
+                data.errors[model],
+                bins=bins,
+                alpha=0.55,
+                color=COLORS[model],
+                label=f"{model} (n={data.errors[model].size}, mean {data.errors[model].mean():+.2f})",
+            )
+        ax.axvline(0, color="black", lw=0.8)
+        ax.legend(loc="best")
+    else:
+        ax.text(0.5, 0.5, "no matured forecasts in this range yet", ha="center", transform=ax.transAxes)
+    ax.set_title(f"{data.ticker}: distribution of forecast errors ({_span(data)})")
+    ax.set_xlabel("error = predicted - actual close (price)")
+    ax.set_ylabel("sessions")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+FIGURES = {
+    "forecast": forecast_figure,
+    "rolling": rolling_figure,
+    "coverage": coverage_figure,
+    "errors": error_figure,
+}

@@ -1,0 +1,157 @@
+"""`nightcast report`: per-ticker charts and one self-contained HTML summary, from the tables.
+
+Loading (job.report.data), drawing (job.report.figures) and the page are separate steps.
+The summary numbers come from `job.evaluate.summarize`, which reads the `prediction_errors`
+view: the report shows what plain SQL over that view gives, never a second computation.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from job.config import Settings
+from job.db import get_engine
+from job.db.migrate import require_current
+from job.evaluate import RangeSummary, summarize
+from job.files import replace_file
+from job.forecasts import MODELS
+from job.report.data import load_chart_data
+from job.report.figures import FIGURES
+
+DPI = 100
+
+
+@dataclass(frozen=True)
+class TickerPage:
+    ticker: str
+    summary: RangeSummary | None
+    charts: dict[str, Path]
+
+
+def render_report(
+    settings: Settings, tickers: Iterable[str], start: date | None, end: date | None, out: Path
+) -> Path:
+    """Write `<TICKER>_<chart>.png` per ticker and one `index.html` into `out`; returns the HTML path.
+
+    Every ticker is checked before anything is written, so a bad ticker leaves no half report.
+    """
+    require_current(settings.database_url)
+    first, last = start or date.min, end or date.max
+    with get_engine(settings.database_url).connect() as conn:
+        loaded = [(load_chart_data(conn, t, first, last), summarize(conn, t, first, last)) for t in tickers]
+    out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for data, summary in loaded:
+        charts = {}
+        for name, draw in FIGURES.items():
+            path = out / f"{data.ticker}_{name}.png"
+            figure = draw(data)
+            replace_file(path, lambda tmp, figure=figure: figure.savefig(tmp, dpi=DPI))
+            charts[name] = path
+        reports.append(TickerPage(data.ticker, summary, charts))
+    index = out / "index.html"
+    page = render_html(reports, start, end)
+    replace_file(index, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return index
+
+
+def _cell(metric: str, value: float | None, text: str) -> str:
+    """The shown text plus the full-precision value, so readers and tests can check exact numbers."""
+    if value is None or not np.isfinite(value):
+        return f'<td data-metric="{metric}">{html.escape(text if value is None else "-")}</td>'
+    return f'<td data-metric="{metric}" data-value="{value!r}">{html.escape(text)}</td>'
+
+
+SUMMARY_HEADINGS = {
+    "sessions": "matured sessions",
+    "rmse": "RMSE (price)",
+    "mae": "MAE (price)",
+    "mape": "MAPE",
+    "rmse_ratio": "RMSE ratio to naive (below 1 beats naive)",
+    "dm_pvalue": "Diebold-Mariano p (lstm beats naive)",
+    "hit_rate": "hit rate (when the LSTM forecast a move)",
+    "up_rate": "up rate (always-up baseline)",
+    "coverage_80": "80% interval coverage",
+    "coverage_95": "95% interval coverage",
+    "width_95": "mean 95% width (price)",
+    "winkler_95": "95% Winkler score (lower is better)",
+}
+
+
+def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | None, str]]]:
+    """Per model, per column of the HTML table: (full-precision value, shown text).
+
+    Naive forecasts no move, so it has no hit rate and no test against itself; its ratio to
+    itself is 1.
+    """
+
+    def cell(value: float | None, shown: str) -> tuple[float | None, str]:
+        return (None, "-") if value is None else (value, shown.format(value))
+
+    rows: dict[str, dict[str, tuple[float | None, str]]] = {}
+    for model in MODELS:
+        stats = getattr(summary, model)
+        rows[model] = {
+            "sessions": (float(summary.sessions), str(summary.sessions)),
+            "rmse": cell(stats["rmse"], "{:.4f}"),
+            "mae": cell(stats["mae"], "{:.4f}"),
+            "mape": cell(stats["mape"], "{:.3f}%"),
+            "rmse_ratio": cell(summary.rmse_ratio, "{:.4f}") if model == "lstm" else (1.0, "1 (reference)"),
+            "dm_pvalue": cell(stats["dm_pvalue"], "{:.3f}"),
+            "hit_rate": cell(stats["hit_rate"], "{:.1%} of " + f"{summary.calls} calls"),
+            "up_rate": cell(stats["up_rate"], "{:.1%}"),
+            "coverage_80": cell(stats["coverage_80"], "{:.1%}"),
+            "coverage_95": cell(stats["coverage_95"], "{:.1%}"),
+            "width_95": cell(stats["width_95"], "{:.4f}"),
+            "winkler_95": cell(stats["winkler_95"], "{:.4f}"),
+        }
+    return rows
+
+
+def render_html(reports: list[TickerPage], start: date | None, end: date | None) -> str:
+    """One self-contained page: the PNGs are embedded as data URIs, so it can be mailed as is."""
+    span = f"{start or 'first forecast'} to {end or 'last forecast'}"
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>nightcast report</title>',
+        "<style>body{font-family:sans-serif;max-width:1040px;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "td[data-value]{text-align:right}img{max-width:100%}</style></head><body>",
+        f"<h1>nightcast report: target sessions {html.escape(span)}</h1>",
+        "<p>Forecasts are for the next session's close; naive is the last known close. "
+        "Numbers are over sessions where both models' forecasts matured "
+        "(the <code>prediction_errors</code> view).</p>",
+    ]
+    for report in reports:
+        ticker = html.escape(report.ticker)
+        parts.append(f'<section id="{ticker}"><h2>{ticker}</h2>')
+        if report.summary is None:
+            parts.append("<p>No matured forecasts in this range yet.</p>")
+        else:
+            parts.append(f'<table class="summary" data-ticker="{ticker}">')
+            parts.append(
+                "<tr><th>model</th>" + "".join(f"<th>{h}</th>" for h in SUMMARY_HEADINGS.values()) + "</tr>"
+            )
+            for model, cells in summary_rows(report.summary).items():
+                parts.append(
+                    f'<tr data-model="{model}"><th>{model}</th>'
+                    + "".join(_cell(metric, *cells[metric]) for metric in SUMMARY_HEADINGS)
+                    + "</tr>"
+                )
+            parts.append("</table>")
+        for name, path in report.charts.items():
+            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(
+                f'<p><img alt="{ticker} {name} chart" data-chart="{name}" '
+                f'src="data:image/png;base64,{encoded}"></p>'
+            )
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
