@@ -8,33 +8,44 @@ from __future__ import annotations
 
 import sys
 import traceback
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from job.cli_options import (
+    AsOf,
+    CsvPath,
+    DaskAddress,
+    DatabaseUrl,
+    Json,
+    SourceName,
+    Tickers,
+    Wait,
+    Workers,
+    parse_date,
+    parse_range,
+)
 from job.config import Settings, load_settings
-from job.errors import NightcastError, one_line, quote
+from job.errors import NightcastError, UsageError, one_line
 from job.logs import setup_logging
 
 app = typer.Typer(
     name="nightcast",
     help="Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL; overrides NIGHTCAST_DATABASE_URL (default sqlite:///nightcast.db).",
-        show_default=False,
-    ),
-]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"nightcast {version('nightcast')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -42,6 +53,10 @@ def _root(
     ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
     ] = False,
 ) -> None:
     """Nightly LSTM stock forecasts stored in SQL, always next to the naive forecast."""
@@ -62,71 +77,24 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command()
-def status(database_url: DatabaseUrl = None) -> None:
+def status(database_url: DatabaseUrl = None, json: Json = False) -> None:
     """Schema revision; per ticker the last session, next forecast, model age and skill; the last run."""
-    from job.status import render_status
+    from job.status import render_status, status_json
 
     settings = load_settings(database_url=database_url)
-    typer.echo(render_status(settings))
+    typer.echo(status_json(settings) if json else render_status(settings))
 
 
-Tickers = Annotated[
-    str | None,
-    typer.Option(
-        "--tickers", help="Comma-separated symbols; overrides NIGHTCAST_TICKERS.", show_default=False
-    ),
-]
-SourceName = Annotated[
-    str | None,
-    typer.Option("--source", help="yahoo, csv or sample; overrides NIGHTCAST_SOURCE.", show_default=False),
-]
-CsvPath = Annotated[
-    Path | None,
-    typer.Option(
-        "--csv", help="A Yahoo-format CSV or a folder of TICKER.csv (source csv).", show_default=False
-    ),
-]
-AsOf = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Replay as of this session's evening (YYYY-MM-DD).", show_default=False),
-]
-Wait = Annotated[bool, typer.Option("--wait", help="Wait for a running cycle instead of exiting.")]
+@app.command("config")
+def config_command(database_url: DatabaseUrl = None) -> None:
+    """Every setting in effect and where it came from (environment, .env, default); passwords masked."""
+    from job.config import settings_in_effect
 
-
-def parse_date(option: str, value: str | None) -> date | None:
-    """Dates on the command line are ISO dates; anything else is one line naming the option."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise NightcastError(f"{option}: {quote(value)} is not a date (expected YYYY-MM-DD)") from None
-
-
-def parse_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
-    """--start and --end as dates, refusing a range that ends before it starts."""
-    first, last = parse_date("--start", start), parse_date("--end", end)
-    if first is not None and last is not None and last < first:
-        raise NightcastError(f"--end {last} is before --start {first}")
-    return first, last
-
-
-Workers = Annotated[
-    int | None,
-    typer.Option(
-        "--workers",
-        help="Train on N local Dask worker processes; overrides NIGHTCAST_WORKERS (default: in-process).",
-        show_default=False,
-    ),
-]
-DaskAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--dask-address",
-        help="Train on an existing Dask cluster, e.g. tcp://host:8786; overrides NIGHTCAST_DASK_ADDRESS.",
-        show_default=False,
-    ),
-]
+    options = {"database_url"} if database_url else set()
+    rows = settings_in_effect(load_settings(database_url=database_url), options)
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, origin in rows:
+        typer.echo(f"{name:<{width}}  {value}  ({origin})")
 
 
 def _cycle(settings: Settings, **callbacks: Any) -> Any:
@@ -146,6 +114,7 @@ def run(
     workers: Workers = None,
     dask_address: DaskAddress = None,
     database_url: DatabaseUrl = None,
+    json: Json = False,
 ) -> None:
     """One nightly cycle: ingest, evaluate, update or retrain, forecast the next session.
 
@@ -155,10 +124,10 @@ def run(
         database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
         dask_address=dask_address,
     )  # fmt: skip
-    from job.console import run_lines
+    from job.console import report_json, run_lines
 
     report = _cycle(settings).nightly(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
-    typer.echo("\n".join(run_lines(report)))
+    typer.echo(report_json(report) if json else "\n".join(run_lines(report)))
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -177,13 +146,14 @@ def backfill(
     workers: Workers = None,
     dask_address: DaskAddress = None,
     database_url: DatabaseUrl = None,
+    json: Json = False,
 ) -> None:
     """Replay past sessions walk-forward, exactly as the nightly job would have run them.
 
     The first model is trained on sessions strictly before --start. Interrupt it any time:
     the same command resumes after the last stored session and a finished range is left as is.
     """
-    from job.console import print_summary, progress
+    from job.console import print_summary, progress, report_json
 
     settings = load_settings(
         database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
@@ -191,10 +161,13 @@ def backfill(
     )  # fmt: skip
     first, last = parse_range(start, end)
     assert first is not None  # --start is required
-    with progress() as (on_plan, on_session):
+    with progress(len(settings.tickers)) as (on_plan, on_session):
         cycle = _cycle(settings, on_plan=on_plan, on_session=on_session)
         report = cycle.backfill(settings.tickers, start=first, as_of=last, wait=wait)
-    print_summary(report)
+    if json:
+        typer.echo(report_json(report))
+    else:
+        print_summary(report)
     if report.status != "succeeded":
         raise typer.Exit(1)
 
@@ -229,7 +202,14 @@ def train_command(
 @app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNG charts and index.html.")],
-    tickers: Tickers = None,
+    tickers: Annotated[
+        str | None,
+        typer.Option(
+            "--tickers",
+            help="Comma-separated symbols (default: every ticker with forecasts).",
+            show_default=False,
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -249,10 +229,10 @@ def report(
 
     first, last = parse_range(start, end)
     if out.exists() and not out.is_dir():
-        raise NightcastError(f"--out {out} is a file: give the folder for the charts and index.html")
+        raise UsageError(f"--out {out} is a file: give the folder for the charts and index.html")
     settings = load_settings(database_url=database_url, tickers=tickers)
-    index = render_report(settings, settings.tickers, first, last, out)
-    typer.echo(f"report for {', '.join(settings.tickers)}: {index}")
+    index, drawn = render_report(settings, settings.tickers if tickers else None, first, last, out)
+    typer.echo(f"report for {', '.join(drawn)}: {index}")
 
 
 @app.command()
@@ -285,16 +265,18 @@ def export(
     from job.tickers import normalize_ticker
 
     if out.suffix != ".keras":
-        raise NightcastError(f"--out {out}: a Keras model file must end in .keras")
+        raise UsageError(f"--out {out}: a Keras model file must end in .keras")
     if out.is_dir():
-        raise NightcastError(f"--out {out} is a folder: give the .keras file to write")
+        raise UsageError(f"--out {out} is a folder: give the .keras file to write")
     if not out.parent.is_dir():
-        raise NightcastError(f"--out {out}: the folder {out.parent} does not exist")
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
     settings = load_settings(database_url=database_url)
     require_current(settings.database_url)
     symbol = normalize_ticker(ticker)
     version_id = export_keras(settings.database_url, symbol, version, out)
-    typer.echo(f"{symbol}: model version {version_id} written to {out}")
+    typer.echo(
+        f"{symbol}: model version {version_id} written to {out} (how to apply it: {out.with_suffix('.json')})"
+    )
 
 
 @app.command()
@@ -375,5 +357,5 @@ def main(argv: list[str] | None = None) -> int:
         expected = isinstance(exc, NightcastError | DBAPIError)
         hint = "" if expected or verbose else " (run with --verbose for details)"
         typer.echo(f"error: {one_line(exc)}{hint}", err=True)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     return 0

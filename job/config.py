@@ -6,11 +6,16 @@ touches the database, with a message naming the variable.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import re
+from collections.abc import Collection, Iterable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,11 +30,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from job import redact
-from job.errors import NightcastError, quote
+from job.errors import NightcastError, UsageError, quote
 from job.tickers import normalize_ticker
 
 if TYPE_CHECKING:
     from job.calendar import Calendars
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "NIGHTCAST_"
 ENV_FILE = ".env"
@@ -83,6 +90,10 @@ def _calendar_name(value: str) -> str:
     return value
 
 
+#: PostgreSQL URLs without the installed driver: read as psycopg (3) URLs.
+_POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2")
+
+
 class Settings(BaseSettings):
     """Process-wide configuration. CLI options override the environment."""
 
@@ -92,6 +103,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="ignore",
+        env_ignore_empty=True,  # compose passes every setting; an empty one means the default
         allow_inf_nan=False,
     )
 
@@ -103,6 +115,7 @@ class Settings(BaseSettings):
     tickers: Annotated[list[str], NoDecode] = ["TSLA"]
     source: Literal["yahoo", "csv", "sample"] = "yahoo"
     csv_path: Path | None = None
+    csv_any_name: bool = False  # a single CSV file may be named for another ticker (job.sources.csvfile)
     calendar: str = "XNYS"
     # Per ticker, "AET.L=XLON,4063.T=XTKS"; without one, a ticker's Yahoo suffix decides
     # (job.calendar.SUFFIX_CALENDARS), then `calendar`.
@@ -131,6 +144,9 @@ class Settings(BaseSettings):
             raise ValueError(f"not a database URL (expected e.g. sqlite:///nightcast.db{hint})") from None
         if "@" in (url.host or ""):
             raise ValueError(f"the host part holds an @{hint}")
+        if url.drivername in _POSTGRES_ALIASES:  # what Heroku, psql and psycopg2 users paste
+            url = url.set(drivername="postgresql+psycopg")
+            value = url.render_as_string(hide_password=False)
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("only sqlite and postgresql databases are supported")
         for password in redact.passwords_in(url):
@@ -230,6 +246,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _csv_means_the_csv_source(self) -> Settings:
+        """A CSV path is read by the csv source only: given without a source, it picks that
+        one; given with another source, it would be silently ignored, so it is refused."""
+        if self.csv_path is not None and self.source != "csv":
+            if "source" in self.model_fields_set:
+                raise ValueError(
+                    f"{ENV_PREFIX}CSV_PATH (--csv) is read only by the csv source, not {self.source}: "
+                    "pass --source csv or drop --source"
+                )
+            self.source = "csv"
+        return self
+
+    @model_validator(mode="after")
     def _password_into_url(self) -> Settings:
         """Put a separately given password into `database_url` (encoded by SQLAlchemy)."""
         if self.database_password is not None and self.database_password_file is not None:
@@ -267,9 +296,30 @@ def _setting_name(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> tupl
     return ENV_PREFIX + "__".join(names).upper(), which
 
 
+#: Variables of the prefix read elsewhere: the compose scale file, the tests and benchmarks.
+OTHER_VARIABLES = {"NIGHTCAST_WORKER_MEMORY", "NIGHTCAST_TEST_PG_URL", "NIGHTCAST_BENCH_PG_URL"}
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """One line per NIGHTCAST_* name that is no setting (a typo is otherwise silently
+    ignored), with the closest setting's name where one is close."""
+    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    lines = []
+    for name in sorted(set(names)):
+        top = name.upper().split("__")[0]
+        if not top.startswith(ENV_PREFIX) or top in known or name.upper() in OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(top, known, n=1)
+        lines.append(f"{name} is not a nightcast setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings, turning a validation failure into one line that names the variable."""
+    """Read settings, turning a validation failure into one line that names the variable;
+    a NIGHTCAST_* variable that is no setting is warned about."""
     clean = {key: value for key, value in overrides.items() if value is not None}
+    for line in unknown_variables([*os.environ, *_env_file_names()]):
+        log.warning("%s", line)
     try:
         return Settings(**clean)
     except ValidationError as exc:
@@ -278,7 +328,8 @@ def load_settings(**overrides: Any) -> Settings:
         if not first["loc"]:  # a check across settings names them itself
             raise NightcastError(f"setting {message}") from None
         name, which = _setting_name(first["loc"], clean)
-        raise NightcastError(f"setting {name}: {which}{message}") from None
+        kind = UsageError if name.startswith("--") else NightcastError  # an option's value: exit 2
+        raise kind(f"setting {name}: {which}{message}") from None
     except SettingsError as exc:  # a nested setting given as one variable that is not JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = ENV_PREFIX + (field.group(1).upper() if field else "?")
@@ -287,3 +338,47 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
     except UnicodeDecodeError:
         raise NightcastError(f"setting file {ENV_FILE}: not UTF-8 text") from None
+
+
+def _env_file_names() -> list[str]:
+    try:
+        return list(dotenv_values(ENV_FILE)) if Path(ENV_FILE).is_file() else []
+    except UnicodeDecodeError:
+        return []  # load_settings names the file
+
+
+def settings_in_effect(settings: Settings, options: Collection[str] = ()) -> list[tuple[str, str, str]]:
+    """(variable, value, where it came from) for every setting, nested ones by their
+    NIGHTCAST_X__Y name: `nightcast config`. `options`: the settings given on the command
+    line. Passwords are masked."""
+    file_values = dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
+
+    def origin(variable: str, top: str) -> str:
+        if os.environ.get(variable):
+            return "environment"
+        if file_values.get(variable):
+            return f"{ENV_FILE} file"
+        return "command line" if top in options else "default"
+
+    rows = []
+    for name, value in settings.model_dump().items():
+        variable = ENV_PREFIX + name.upper()
+        if isinstance(value, dict) and name in ("model", "policy"):
+            for part, inner in value.items():
+                nested = f"{variable}__{part.upper()}"
+                rows.append((nested, _shown(inner), origin(nested, name)))
+            continue
+        if name == "database_url":
+            value = settings.safe_database_url
+        elif name == "database_password" and value is not None:
+            value = "***"
+        rows.append((variable, _shown(value), origin(variable, name)))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple) and value:
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict) and value:
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return "-" if value is None or value in ({}, []) else str(value)

@@ -3,11 +3,13 @@ is not a terminal), a line per ticker, and the backfill's summary table."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import date
 
 from rich.console import Console
@@ -15,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from job.evaluate import RangeSummary
+from job.forecasts import GUARDED
 from job.pipeline import CycleReport, PlanCallback, SessionCallback
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,10 @@ class _PlainProgress:
 
 
 @contextmanager
-def progress() -> Iterator[tuple[PlanCallback, SessionCallback]]:
-    """(on_plan, on_session) callbacks for a cycle: a bar on a terminal, log lines otherwise."""
+def progress(tickers: int) -> Iterator[tuple[PlanCallback, SessionCallback]]:
+    """(on_plan, on_session) callbacks for a cycle over `tickers` tickers: a bar on a
+    terminal, log lines otherwise. The bar's first row counts tickers planned, a total known
+    from the start; the second, sessions replayed, whose total grows as each ticker is planned."""
     console = Console(stderr=True)
     if not console.is_terminal:
         plain = _PlainProgress()
@@ -63,32 +68,48 @@ def progress() -> Iterator[tuple[PlanCallback, SessionCallback]]:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("sessions"),
+        TextColumn("{task.fields[unit]}"),
         TimeRemainingColumn(),
         console=console,
     )
-    task = bar.add_task("backfill", total=0)
+    planned = bar.add_task("ingest and plan", total=tickers, unit="tickers")
+    replayed = bar.add_task("replay", total=None, unit="sessions")
 
     def plan(ticker: str, sessions: int) -> None:
-        bar.update(task, total=(bar.tasks[0].total or 0) + sessions)
+        bar.update(planned, advance=1, description=f"planned {ticker}")
+        bar.update(replayed, total=(bar.tasks[replayed].total or 0) + sessions)
 
     def advance(ticker: str, as_of: date) -> None:
-        state = bar.tasks[0]
+        state = bar.tasks[replayed]
         rate = (state.completed + 1) / max(state.elapsed or 0.0, 1e-9)
-        bar.update(task, advance=1, description=f"{ticker} {as_of} {rate:.1f}/s")
+        bar.update(replayed, advance=1, description=f"{ticker} {as_of} {rate:.1f}/s")
 
     with bar:
         yield plan, advance
 
 
 def print_summary(report: CycleReport) -> None:
-    """Per ticker: how the LSTM did against naive over the replayed target sessions."""
-    table = Table(title=f"backfill run #{report.run_id}: {report.status}")
-    for column in SUMMARY_COLUMNS:
-        table.add_column(column, justify="left" if column == "ticker" else "right")
-    for ticker, summary in report.summaries.items():
-        table.add_row(*summary_cells(ticker, summary))
-    Console(file=sys.stdout, width=140).print(table)
+    """Per ticker: how the LSTM did against naive over the replayed target sessions; a table
+    on a terminal, tab-separated lines with a header row into a pipe or a file."""
+    rows = [summary_cells(ticker, summary) for ticker, summary in report.summaries.items()]
+    if sys.stdout.isatty():
+        table = Table(title=f"backfill run #{report.run_id}: {report.status}")
+        for column in SUMMARY_COLUMNS:
+            table.add_column(column, justify="left" if column == "ticker" else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console(file=sys.stdout).print(table)
+    else:
+        print(f"backfill run #{report.run_id}: {report.status}")
+        print("\n".join("\t".join(row) for row in [list(SUMMARY_COLUMNS), *rows]))
+    for summary in report.summaries.values():
+        if summary is not None and summary.calls == 0:
+            print(guard_line(summary.ticker, "on every replayed session"))
+
+
+def guard_line(ticker: str, when: str) -> str:
+    """Why the LSTM's figures equal naive's, said where they show."""
+    return f"{ticker}: the stored LSTM forecast is the naive one (the last close) {when}: {GUARDED}"
 
 
 SUMMARY_COLUMNS = (
@@ -133,7 +154,19 @@ def run_lines(report: CycleReport) -> list[str]:
                 f"{t.ticker}: {t.new_rows} new prices, {t.sessions} sessions forecast ({span}), "
                 f"{t.retrains} retrains, {t.updates} updates" + (", history revised" if t.revised else "")
             )
-    return [*lines, f"run #{report.run_id} {report.status}"]
+            if t.target is not None and t.lstm_close is not None:
+                band = "" if t.lower_95 is None else f" [95%: {t.lower_95:.2f}..{t.upper_95:.2f}]"
+                guarded = " (lstm = naive: guarded)" if t.lstm_close == t.naive_close else ""
+                lines.append(
+                    f"{t.ticker}: forecast for {t.target}: lstm {t.lstm_close:.2f}{band}, "
+                    f"naive {t.naive_close:.2f}{guarded}"
+                )
+    lines.append(f"run #{report.run_id} {report.status}")
+    if any(t.sessions for t in report.tickers):
+        lines.append(
+            "next: `nightcast status`, `nightcast report --out report`, or SQL on latest_predictions"
+        )
+    return lines
 
 
 def train_lines(report: CycleReport) -> list[str]:
@@ -153,3 +186,31 @@ def train_lines(report: CycleReport) -> list[str]:
             f"{t.epochs} epochs, {skill}"
         )
     return lines
+
+
+def report_json(report: CycleReport) -> str:
+    """`--json` of `run` and `backfill`: {"run_id", "status", "tickers": [one object per
+    ticker, the fields of `job_runs.details`], "summaries": {ticker: range figures or null}}."""
+    return json.dumps(
+        {
+            "run_id": report.run_id,
+            "status": report.status,
+            "tickers": [asdict(t) for t in report.tickers],
+            "summaries": {
+                ticker: None if summary is None else _summary_json(summary)
+                for ticker, summary in report.summaries.items()
+            },
+        },
+        indent=2,
+        default=str,
+    )
+
+
+def _summary_json(summary: RangeSummary) -> dict[str, object]:
+    return {
+        "sessions": summary.sessions,
+        "rmse_ratio": summary.rmse_ratio,
+        "calls": summary.calls,
+        "lstm": summary.lstm,
+        "naive": summary.naive,
+    }

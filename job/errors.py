@@ -44,6 +44,11 @@ class Refused(TickerError):
         self.span = span
 
 
+class UsageError(NightcastError):
+    """A value given on the command line that cannot be used: exit code 2, like a malformed
+    command line (the option is named in the message)."""
+
+
 class ClaimLost(NightcastError):
     """The connection holding this cycle's claims is gone: stop before writing anything more."""
 

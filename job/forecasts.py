@@ -14,6 +14,8 @@ from typing import Any
 
 #: `lstm` is the network (behind its guard); `naive` is the last known close.
 MODELS = ("lstm", "naive")
+#: Why a stored LSTM forecast equals the naive one, said wherever that shows.
+GUARDED = "the guard keeps the LSTM at the last close until the network's own forecasts beat naive's"
 #: Interval levels, in percent, as the columns name them (`lower_80` .. `upper_95`).
 LEVELS = (80, 95)
 

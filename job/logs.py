@@ -31,6 +31,9 @@ class _Output(logging.Formatter):
 def setup_logging(verbose: bool, *, tracebacks: bool = False) -> None:
     """Every module logs under `job.*` (its `__name__`); one handler on stderr shows them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Dask configures its own loggers when it is imported, in this process and in each
+    # worker process: quiet unless asked for.
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = "info" if verbose else "error"
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 

@@ -7,6 +7,7 @@ The table speaks rows and bytes (job.db.versions); what the bytes mean is job.mo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,9 @@ def _forecaster(ticker: str, row: sa.Row[Any]) -> Forecaster:
 
 
 def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> int:
-    """`nightcast export`: a stored version (default: the ticker's newest) as a `.keras` file."""
+    """`nightcast export`: a stored version (default: the ticker's newest) as a `.keras` file,
+    and next to it a `.json` with what applying it needs: the window, the input series, the
+    scaling statistics of its training window and the guard's factor (`usage` says how)."""
     from job.model.network import save_keras
 
     with get_engine(url).connect() as conn:
@@ -111,7 +114,26 @@ def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> in
         raise TickerError(ticker, f"no {which} stored for this ticker")
     forecaster = _forecaster(ticker, row)
     replace_file(out, lambda tmp: save_keras(forecaster.spec, forecaster.weights, tmp))
+    recipe = {"ticker": ticker, "model_version_id": row.id, "trained_through": str(row.trained_through),
+              **artifact.describe(forecaster), "usage": _usage(forecaster)}  # fmt: skip
+    text = json.dumps(recipe, indent=2, sort_keys=True) + "\n"
+    replace_file(out.with_suffix(".json"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return row.id
+
+
+def _usage(forecaster: Forecaster) -> str:
+    """How to turn closes into the forecast this model stored, in words and formulas."""
+    scaled = (
+        "x_scaled = (x - scaling.center) / scaling.scale, "
+        "y = model(x_scaled) * scaling.scale + scaling.center"
+    )
+    if forecaster.preset == "seed":
+        return f"x = the last `window` closes, shape (1, window, 1); {scaled}; y is the next close."
+    return (
+        f"x = the last `window` log returns ln(close_t / close_t-1), shape (1, window, 1); {scaled}; "
+        "the network's next close = last close * exp(y). nightcast's stored LSTM forecast is last close "
+        "* exp(shrink * y) while the guard's live test passes, else the last close."
+    )
 
 
 def _finite_or_none(value: float | None) -> float | None:

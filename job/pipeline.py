@@ -29,13 +29,14 @@ from job.db import get_engine
 from job.db.claims import Claims
 from job.db.migrate import require_current
 from job.db.runs import finish_run, start_run
-from job.errors import NightcastError, clip, one_line, ticker_failure, unforeseen
+from job.errors import NightcastError, UsageError, clip, one_line, ticker_failure, unforeseen
 from job.evaluate import RangeSummary, summarize
 from job.executors import Executor, executor_for
 from job.ingest import IngestOutcome, ingest_many
 from job.persist import save_steps
 from job.plan import Plan, plan
 from job.redact import mask_url, redact
+from job.selection import Selection
 from job.sources import PriceSource
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ class TickerReport:
     epochs: int | None = None
     val_rmse: float | None = None
     val_naive_rmse: float | None = None
+    target: str | None = None  # the last forecast stored: its session, both points, the 95% range
+    lstm_close: float | None = None
+    naive_close: float | None = None
+    lower_95: float | None = None
+    upper_95: float | None = None
     error: str | None = None
 
     def add(self, step: Step, version_id: int) -> None:
@@ -76,6 +82,11 @@ class TickerReport:
             step.fit.epochs,
         )
         self.val_rmse, self.val_naive_rmse = step.fit.val_rmse, step.fit.val_naive_rmse
+        if step.forecasts:
+            lstm, naive = step.forecasts["lstm"].row(), step.forecasts["naive"].row()
+            self.target = step.target.isoformat()
+            self.lstm_close, self.naive_close = lstm["predicted_close"], naive["predicted_close"]
+            self.lower_95, self.upper_95 = lstm["lower_95"], lstm["upper_95"]
 
     def fail(
         self,
@@ -100,34 +111,6 @@ class CycleReport:
     @property
     def failed(self) -> list[TickerReport]:
         return [t for t in self.tickers if t.status != "ok"]
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which sessions a cycle replays and what it does with them; `name` is its
-    `job_runs.kind`. Build one with `nightly`, `backfill` or `train`."""
-
-    name: Literal["run", "backfill", "train"]
-    as_of: dt.date | None = None  # None: each ticker's last closed session
-    start: dt.date | None = None  # replay every session from here (a backfill)
-    ingest: bool = True  # download first
-    retrain: bool = False  # one from-scratch training per ticker, whatever is stored
-    forecasts: bool = True  # store forecasts and metrics, not only versions
-
-    @classmethod
-    def nightly(cls, as_of: dt.date | None = None) -> Selection:
-        """Every stored session since the last forecast (a ticker never forecast: the last)."""
-        return cls("run", as_of)
-
-    @classmethod
-    def backfill(cls, start: dt.date, as_of: dt.date | None = None) -> Selection:
-        """Every session whose forecast targets `start` or later, walk-forward."""
-        return cls("backfill", as_of, start)
-
-    @classmethod
-    def train(cls, as_of: dt.date | None = None) -> Selection:
-        """One training from scratch on the stored prices, no download, no forecast."""
-        return cls("train", as_of, ingest=False, retrain=True, forecasts=False)
 
 
 class Cycle:
@@ -213,7 +196,7 @@ class Cycle:
         """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim;
         `accept`: flagged dates a person confirmed (job.anomalies), for one ticker only."""
         if accept and len(tickers) != 1:
-            raise NightcastError(
+            raise UsageError(
                 f"--accept: name the one ticker whose step is real (--tickers; got {len(tickers)})"
             )
         require_current(self.settings.database_url)
@@ -312,6 +295,13 @@ class Cycle:
             finally:
                 conn.rollback()
             self.on_plan(ticker, 0 if planned is None else len(planned.task.sessions))
+            if planned is not None and selection.as_of is not None:
+                last = planned.task.dates[-1].astype(dt.date)
+                if last < selection.as_of:
+                    log.warning(
+                        "%s: the stored prices end %s, before --as-of/--end %s: forecasts stop there",
+                        ticker, last, selection.as_of,
+                    )  # fmt: skip
             if planned is not None:
                 state.planned(planned)
                 yield planned.task
@@ -377,9 +367,12 @@ class _Stopped(NightcastError):
 
 
 def _overall_status(reports: list[TickerReport]) -> str:
+    """`busy`: nothing was done because other cycles held every ticker left undone."""
     ok = sum(r.status == "ok" for r in reports)
     if ok == len(reports):
         return "succeeded"
+    if ok == 0 and all(r.status == "busy" for r in reports):
+        return "busy"
     return "failed" if ok == 0 else "partial"
 
 

@@ -95,9 +95,10 @@ class NightlyService:
         )
         self.timezone = ZoneInfo(settings.schedule_timezone)
         self.scheduler = BackgroundScheduler(timezone=self.timezone)
+        self.trigger = trigger or CronTrigger.from_crontab(settings.schedule_cron, timezone=self.timezone)
         self.scheduler.add_job(
             self.fire,
-            trigger or CronTrigger.from_crontab(settings.schedule_cron, timezone=self.timezone),
+            self.trigger,
             id="nightly",
             name="nightly cycle",
             misfire_grace_time=int(settings.misfire_grace_hours * 3600),
@@ -135,6 +136,14 @@ class NightlyService:
             report.status,
             ", ".join(f"{t.ticker} {t.status} ({t.sessions} sessions)" for t in report.tickers),
         )
+        self.log_next_run()
+
+    def log_next_run(self) -> None:
+        """When the next nightly cycle fires: what someone tailing the log wants to know. From
+        the trigger itself: asking the scheduler would wait on the lock its shutdown holds."""
+        when = self.trigger.get_next_fire_time(None, self.clock().astimezone(self.timezone))
+        if when is not None:
+            log.info("next cycle: %s", when.isoformat(timespec="minutes"))
 
     def _trades(self, ticker: str, day: date) -> bool:
         """Whether `day` is a session of the ticker's exchange; a calendar that cannot tell
@@ -180,6 +189,7 @@ class NightlyService:
             ",".join(self.settings.tickers),
             self.settings.safe_database_url,
         )
+        self.log_next_run()
         self.stop.wait()
         log.info("stop requested: finishing the current transaction")
         self.scheduler.shutdown(wait=True)

@@ -8,7 +8,9 @@ show exactly what a SQL user would get from them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,13 +19,15 @@ from job.config import Settings
 from job.db import get_engine
 from job.db.claims import Claims
 from job.db.flags import flag_messages
-from job.db.migrate import current_revision, head_revision, unknown_revision
+from job.db.migrate import current_revision, head_revision, require_existing, unknown_revision
 from job.db.runs import last_run as latest_run
 from job.db.status import TickerStatus, ticker_status
+from job.forecasts import GUARDED
 
 
 def render_status(settings: Settings, now: datetime | None = None) -> str:
     url = settings.database_url
+    require_existing(url)
     revision = current_revision(url)
     head = head_revision(url)
     unknown = unknown_revision(url, revision)
@@ -94,6 +98,8 @@ def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list
                 band = "" if row.lower_95 is None else f" [95%: {row.lower_95:.2f}..{row.upper_95:.2f}]"
                 parts.append(f"{name} {row.predicted_close:.2f}{change}{band}")
         lines.append(f"forecast: {shown.target_date} (as of {shown.as_of_date}): " + ", ".join(parts))
+        if lstm is not None and naive is not None and lstm.predicted_close == naive.predicted_close:
+            lines.append(f"guard:    lstm = naive: {GUARDED}")
     model = state.model
     if model is None:
         lines.append("model:    none trained yet")
@@ -134,3 +140,42 @@ def _ago(now: datetime, then: datetime) -> str:
         if seconds >= size:
             return f"{then:%Y-%m-%d %H:%M} UTC, {seconds / size:.0f}{unit} ago"
     return f"{then:%Y-%m-%d %H:%M} UTC, {seconds:.0f}s ago"
+
+
+def status_json(settings: Settings) -> str:
+    """`nightcast status --json`: {"database", "schema": {"revision", "head"}, "tickers":
+    {ticker: {"rows", "last_session", "flag", "forecasts": {model: latest_predictions row},
+    "model": {id, kind, trained_through, created_at}, "sessions_since_training", "skill":
+    [model_skill rows]}}, "last_run": job_runs row without details, or null}. Rows keep their
+    SQL column names; dates and stamps are ISO strings."""
+    url = settings.database_url
+    require_existing(url)
+    revision, head = current_revision(url), head_revision(url)
+    document: dict[str, Any] = {
+        "database": settings.safe_database_url,
+        "schema": {"revision": revision, "head": head},
+        "tickers": {},
+        "last_run": None,
+    }
+    if revision != head:
+        return json.dumps(document, indent=2)
+    with get_engine(url).connect() as conn:
+        tickers, flags, last_run = ticker_status(conn), flag_messages(conn), latest_run(conn)
+    for ticker in sorted(tickers.keys() | flags.keys()):
+        state = tickers.get(ticker)
+        document["tickers"][ticker] = {
+            "rows": state.rows if state else 0,
+            "last_session": state.last_session if state else None,
+            "flag": flags.get(ticker),
+            "forecasts": {m: row._asdict() for m, row in state.forecasts.items()} if state else {},
+            "model": state.model._asdict() if state and state.model else None,
+            "sessions_since_training": state.sessions_since_training if state else None,
+            "skill": [row._asdict() for row in state.skill] if state else [],
+        }
+    if last_run is not None:
+        document["last_run"] = {k: v for k, v in last_run._asdict().items() if k != "details"}
+    return json.dumps(document, indent=2, default=_iso)
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)

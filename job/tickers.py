@@ -16,3 +16,8 @@ def normalize_ticker(raw: str) -> str:
             "digit (e.g. TSLA, BRK-B, ^GSPC)"
         )
     return ticker
+
+
+def is_ticker(text: str) -> bool:
+    """Whether `text`, as written, is a ticker symbol's normal form."""
+    return bool(_TICKER.fullmatch(text))

@@ -324,7 +324,7 @@ def test_a_flag_stays_until_a_passing_download_reaches_the_refused_bars(migrated
 
 def test_accept_names_one_ticker(migrated_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA,AAPL"]
-    assert main([*args, "--accept", "2020-07-20"]) == 1
+    assert main([*args, "--accept", "2020-07-20"]) == 2  # a usage error
     assert "--accept: name the one ticker" in capsys.readouterr().err
 
 

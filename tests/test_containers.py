@@ -192,3 +192,43 @@ def test_the_python_requirement_is_true() -> None:
     assert project["tool"]["ruff"]["target-version"] == "py311"
     assert re.search(r"^FROM python:3\.11", DOCKERFILE, re.MULTILINE)
     assert sys.version_info >= (3, 11)
+
+
+def test_every_setting_reaches_the_containers_and_an_empty_one_means_its_default(
+    compose: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from job.config import ModelParams, RetrainPolicy, Settings
+
+    inside = {"database_url", "database_password", "database_password_file", "heartbeat_file"}
+    names = {f"NIGHTCAST_{n.upper()}" for n in Settings.model_fields.keys() - inside - {"model", "policy"}}
+    names |= {f"NIGHTCAST_MODEL__{n.upper()}" for n in ModelParams.model_fields}
+    names |= {f"NIGHTCAST_POLICY__{n.upper()}" for n in RetrainPolicy.model_fields}
+    for service in ("migrate", "scheduler", "backfill", "report"):
+        environment = compose["services"][service]["environment"]
+        assert names <= environment.keys(), (service, names - environment.keys())
+    for key, value in compose["services"]["scheduler"]["environment"].items():
+        monkeypatch.setenv(key, str(value))
+    assert load_settings().model == ModelParams()  # passed through empty: the defaults
+
+
+def test_the_database_port_is_published_on_localhost_only(compose: dict) -> None:
+    [port] = compose["services"]["db"]["ports"]
+    published = port if isinstance(port, str) else f"{port['host_ip']}:{port['published']}:{port['target']}"
+    assert published.startswith("127.0.0.1:") and published.split("/")[0].endswith(":5432")
+
+
+def test_the_scale_files_backfill_trains_on_the_dask_workers() -> None:
+    done = _compose_config({"POSTGRES_PASSWORD": PASSWORD}, "docker-compose.scale.yml")
+    backfill = yaml.safe_load(done.stdout)["services"]["backfill"]
+    assert backfill["environment"]["NIGHTCAST_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
+    assert backfill["environment"]["NIGHTCAST_DATABASE_PASSWORD"] == PASSWORD
+
+
+def test_the_report_service_writes_into_a_folder_of_the_host(compose: dict) -> None:
+    report = compose["services"]["report"]
+    assert report["entrypoint"] == ["nightcast", "report", "--out", "/report"]
+    [volume] = report["volumes"]
+    target = volume["target"] if isinstance(volume, dict) else volume.split(":")[1]
+    source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+    assert target == "/report" and Path(source) == ROOT / "report"
+    assert report["environment"]["NIGHTCAST_DATABASE_PASSWORD"] == PASSWORD

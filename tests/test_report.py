@@ -189,6 +189,13 @@ def test_charts_plot_the_stored_series_at_their_target_sessions(backfilled: str)
     ]:
         expected_rmse = [r for m, w, _, r in full if (m, w) == (model, window)]
         assert list(line.get_ydata()) == expected_rmse and len(expected_rmse) == 20 - window + 1
+    ratios = {line.get_label(): line for line in rolling_figure(data).axes[1].get_lines()}
+    assert set(ratios) == {"3-session ratio", "5-session ratio", "naive (1)"}
+    for window in (3, 5):
+        lstm, naive = ([r for m, w, _, r in full if (m, w) == (model, window)] for model in ("lstm", "naive"))
+        assert list(ratios[f"{window}-session ratio"].get_ydata()) == pytest.approx(
+            [a / b for a, b in zip(lstm, naive, strict=True)]
+        )
 
     errors = error_figure(data).axes[0]
     counts = [sum(p.get_height() for p in c.patches) for c in errors.containers]
@@ -229,5 +236,5 @@ def test_missing_ticker_or_empty_range_is_one_line_naming_it(
 def test_bad_dates_name_the_option(
     migrated_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
 ) -> None:
-    assert report(migrated_url, tmp_path / "report", *args) == 1
+    assert report(migrated_url, tmp_path / "report", *args) == 2  # an option's value: a usage error
     assert capsys.readouterr().err == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -96,3 +97,13 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Path) -> None:
     assert service.returncode == 0, "".join(lines) + rest
     assert "stop requested" in rest and "scheduler stopped" in rest
     assert all(status != "running" for status, _ in _runs(url))
+
+
+def test_the_service_logs_when_the_next_cycle_fires(
+    migrated_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = tiny_settings(migrated_url, heartbeat_file=tmp_path / "heartbeat")
+    service = NightlyService(settings, clock=lambda: FRIDAY_EVENING)
+    with caplog.at_level(logging.INFO, logger="job.scheduler"):
+        service.log_next_run()
+    assert "next cycle: 2020-08-03T18:30-04:00" in caplog.text  # Friday's has passed: Monday's

@@ -39,7 +39,7 @@ def test_sample_refuses_other_tickers_clearly() -> None:
 
 
 def test_one_csv_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "prices.csv", SAMPLE.read_text())
+    path = write(tmp_path / "tsla.csv", SAMPLE.read_text())
     frame = CsvSource(path).fetch("TSLA", dt.date(2020, 7, 30), dt.date(2020, 7, 31))
     assert [d.isoformat() for d in frame["date"]] == ["2020-07-30", "2020-07-31"]
     assert frame.attrs["origin"] == str(path)

@@ -257,3 +257,18 @@ def test_partial_nan_rows_are_kept_for_validation_all_nan_rows_dropped() -> None
     got = source(Replay(frame)).fetch("TSLA", *JULY)
     assert got["date"].iat[-1] == dt.date(2020, 7, 30)
     assert pd.isna(got["close"].iat[-1])
+
+
+def test_no_network_fails_at_once_with_the_next_step() -> None:
+    """A DNS failure or a refused connection is not a busy server: one attempt, and the line
+    says what to use instead. The recorded errors are curl_cffi's, as yfinance raises them."""
+    from curl_cffi.requests.exceptions import ConnectionError as CurlConnectionError
+    from curl_cffi.requests.exceptions import DNSError
+
+    dns = DNSError("Failed to perform, curl: (6) Could not resolve host: query1.finance.yahoo.com", 6)
+    refused = CurlConnectionError("Failed to perform, curl: (7) Couldn't connect to server", 7)
+    for error in (dns, refused, ConnectionRefusedError(111, "Connection refused")):
+        replay = Replay(error)
+        with pytest.raises(TickerError, match=r"^TSLA: Yahoo is unreachable .*--source sample.*--source csv"):
+            source(replay, attempts=4).fetch("TSLA", *JULY)
+        assert len(replay.calls) == 1, error

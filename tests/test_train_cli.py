@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, model_versions
+from job.sources import SampleSource
 from tests.conftest import tiny_model_env
 
 
@@ -54,7 +57,10 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     assert main(["train", "--database-url", migrated_url, "--tickers", "TSLA"]) == 0
     out = tmp_path / "tsla.keras"
     assert main(["export", "--database-url", migrated_url, "--ticker", "tsla", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.endswith(f"TSLA: model version 1 written to {out}\n")
+    recipe_path = out.with_suffix(".json")
+    assert capsys.readouterr().out.endswith(
+        f"TSLA: model version 1 written to {out} (how to apply it: {recipe_path})\n"
+    )
     with get_engine(migrated_url).connect() as conn:
         loaded = load_latest(conn, "TSLA")
     assert loaded is not None
@@ -63,11 +69,22 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     np.testing.assert_allclose(
         np.asarray(model(x[:, :, None]))[:, 0], predict(loaded.forecaster.weights, x), atol=1e-5
     )
+    # The recipe beside it is enough to turn closes into the network's forecast.
+    recipe = json.loads(recipe_path.read_text())
+    closes = SampleSource().fetch("TSLA", dt.date(2020, 1, 2), dt.date(2020, 6, 30))["close"].to_numpy()
+    returns = np.diff(np.log(closes))[-recipe["window"] :]
+    scaling = recipe["scaling"]
+    scaled = ((returns - scaling["center"]) / scaling["scale"]).astype(np.float32)[None, :, None]
+    y = float(np.asarray(model(scaled))[0, 0]) * scaling["scale"] + scaling["center"]
+    assert recipe["model_version_id"] == 1 and "log returns" in recipe["usage"]
+    assert closes[-1] * np.exp(y) == pytest.approx(loaded.forecaster.network_forecast(closes), rel=1e-5)
     for args, message in (
         (["--ticker", "NOPE", "--out", str(out)], "NOPE: no model version stored for this ticker"),
         (["--ticker", "TSLA", "--version", "99", "--out", str(out)], "TSLA: no version 99 stored"),
         (["--ticker", "TSLA", "--out", str(tmp_path / "m.h5")], "a Keras model file must end in .keras"),
     ):
-        assert main(["export", "--database-url", migrated_url, *args]) == 1
+        assert main(["export", "--database-url", migrated_url, *args]) == (
+            2 if "--out" in args[-2:] and args[-1].endswith(".h5") else 1
+        )
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
 
-@cache
 def get_engine(url: str) -> sa.Engine:
-    """Engines are pooled and cached: every stage of a cycle shares the connections."""
+    """Engines are pooled and cached: every stage of a cycle shares the connections. A
+    relative SQLite path is the file in the working directory of the first call, so one
+    cached engine never serves another directory's `nightcast.db`."""
+    parsed = sa.make_url(url)
+    path = parsed.database or ":memory:"
+    if parsed.get_backend_name() == "sqlite" and path != ":memory:" and not path.startswith("file:"):
+        url = parsed.set(database=os.path.abspath(path)).render_as_string(hide_password=False)
+    return _engine(url)
+
+
+@cache
+def _engine(url: str) -> sa.Engine:
     engine = sa.create_engine(url)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -29,6 +29,12 @@ def forecast_dates(conn: sa.Connection, ticker: str) -> list[dt.date]:
     return list(conn.execute(_AS_OF, {"ticker": ticker}).scalars())
 
 
+def forecast_tickers(conn: sa.Connection) -> list[str]:
+    """Every ticker with a forecast stored, in order."""
+    query = sa.select(predictions.c.ticker).distinct().order_by(predictions.c.ticker)
+    return list(conn.execute(query).scalars())
+
+
 def latest_as_of(
     conn: sa.Connection, tickers: Sequence[str], through: dt.date | None = None
 ) -> dict[str, dt.date]:

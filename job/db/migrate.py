@@ -83,8 +83,22 @@ def _known(url: str, revision: str | None) -> None:
         raise NightcastError(problem)
 
 
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that does not exist, rather than create an empty one: a typo'd
+    path must not look like a database with nothing in it (PostgreSQL never creates one)."""
+    parsed = make_url(url)
+    path = parsed.database or ""
+    a_file = path not in ("", ":memory:") and not path.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and a_file and not Path(path).exists():
+        raise NightcastError(
+            f"database {path} does not exist: run `nightcast migrate` first to create it, "
+            "or check --database-url / NIGHTCAST_DATABASE_URL"
+        )
+
+
 def require_current(url: str) -> None:
     """Refuse to work on a database whose schema is not at head, with the fix in the message."""
+    require_existing(url)
     try:
         current = current_revision(url)
     except sa.exc.OperationalError as exc:

@@ -17,7 +17,7 @@ from job.db.claims import Claims
 from job.db.engine import get_engine
 from job.db.schema import job_runs
 
-Status = Literal["running", "succeeded", "partial", "failed"]
+Status = Literal["running", "succeeded", "partial", "failed", "busy"]
 
 
 def start_run(claims: Claims, kind: str, tickers: list[str]) -> int:

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from job.forecasts import LEVELS, MODELS, bounds
+from job.forecasts import GUARDED, LEVELS, MODELS, bounds
 from job.report.data import ChartData
 
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
@@ -49,12 +49,16 @@ def forecast_figure(data: ChartData) -> Figure:
             data.forecasts[model],
             color=COLORS[model],
             ls=LINESTYLES[model],
-            lw=1.2,
+            lw=2.4 if model == "lstm" else 1.4,  # a wide solid line under a dashed one: both show
             marker="." if len(x) <= 60 else None,
-            zorder=3 if model == "lstm" else 2,  # the model under test stays visible on top
+            zorder=3 if model == "naive" else 2,  # dashed on top: the LSTM line shows in its gaps
             label=f"{model} forecast",
         )
     ax.set_title(f"{data.ticker}: next-session close forecasts vs actual ({_span(data)})")
+    if data.forecasts["lstm"].equals(data.forecasts["naive"]):
+        ax.text(
+            0.01, 0.02, f"lstm = naive on every session: {GUARDED}", transform=ax.transAxes, fontsize=8,
+        )  # fmt: skip
     ax.set_xlabel("target session")
     ax.set_ylabel("close (price)")
     ax.grid(alpha=0.3)
@@ -64,9 +68,10 @@ def forecast_figure(data: ChartData) -> Figure:
 
 
 def rolling_figure(data: ChartData) -> Figure:
-    """Rolling RMSE per window: same colour per model, one line style per window."""
+    """Rolling RMSE per window (same colour per model, one line style per window) and, below,
+    the LSTM's RMSE as a ratio to naive's per window: what says whether it is worth anything."""
     fig = Figure(figsize=(10, 5), layout="constrained")
-    ax = fig.add_subplot()
+    ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     styles = ["-", "--", ":", "-."]
     windows = sorted({w for _, w in data.rolling.columns})
     for model, window in data.rolling.columns:
@@ -76,19 +81,31 @@ def rolling_figure(data: ChartData) -> Figure:
             series.to_numpy(),
             color=COLORS[model],
             ls=styles[windows.index(window) % len(styles)],
-            lw=1.4,
+            lw=2.6 if model == "lstm" else 1.2,  # naive on top, thinner: an equal LSTM shows beneath
+            zorder=2 if model == "lstm" else 3,
             marker="." if len(series) <= 60 else None,
             label=f"{model}, {window}-session RMSE",
         )
     if data.rolling.empty:
         ax.text(0.5, 0.5, "no full rolling window in this range yet", ha="center", transform=ax.transAxes)
     ax.set_title(f"{data.ticker}: rolling RMSE of the forecasts, full windows only")
-    ax.set_xlabel("session the window ends on")
     ax.set_ylabel("RMSE (price)")
     ax.grid(alpha=0.3)
+    for window in windows:
+        if ("lstm", window) in data.rolling.columns and ("naive", window) in data.rolling.columns:
+            ratio = (data.rolling[("lstm", window)] / data.rolling[("naive", window)]).dropna()
+            below.plot(
+                pd.to_datetime(ratio.index), ratio.to_numpy(), color=COLORS["lstm"],
+                ls=styles[windows.index(window) % len(styles)], lw=1.4, label=f"{window}-session ratio",
+            )  # fmt: skip
+    below.axhline(1.0, color=COLORS["naive"], lw=1.0, ls="--", label="naive (1)")
+    below.set_ylabel("lstm RMSE / naive RMSE")
+    below.set_xlabel("session the window ends on (below 1: the LSTM beats naive)")
+    below.grid(alpha=0.3)
     if not data.rolling.empty:
         ax.legend(loc="best")
-        _date_axis(ax)
+        below.legend(loc="best")
+        _date_axis(below)
     return fig
 
 

@@ -18,10 +18,12 @@ import numpy as np
 
 from job.config import Settings
 from job.db import get_engine
+from job.db.forecasts import forecast_tickers
 from job.db.migrate import require_current
+from job.errors import NightcastError
 from job.evaluate import RangeSummary, summarize
 from job.files import replace_file
-from job.forecasts import MODELS
+from job.forecasts import GUARDED, MODELS
 from job.report.data import load_chart_data
 from job.report.figures import FIGURES
 
@@ -36,15 +38,19 @@ class TickerPage:
 
 
 def render_report(
-    settings: Settings, tickers: Iterable[str], start: date | None, end: date | None, out: Path
-) -> Path:
-    """Write `<TICKER>_<chart>.png` per ticker and one `index.html` into `out`; returns the HTML path.
+    settings: Settings, tickers: Iterable[str] | None, start: date | None, end: date | None, out: Path
+) -> tuple[Path, list[str]]:
+    """Write `<TICKER>_<chart>.png` per ticker and one `index.html` into `out`; returns the HTML
+    path and the tickers drawn (None: every ticker with forecasts in the database).
 
     Every ticker is checked before anything is written, so a bad ticker leaves no half report.
     """
     require_current(settings.database_url)
     first, last = start or date.min, end or date.max
     with get_engine(settings.database_url).connect() as conn:
+        tickers = list(forecast_tickers(conn) if tickers is None else tickers)
+        if not tickers:
+            raise NightcastError("no forecasts stored yet: run `nightcast backfill` or `nightcast run` first")
         loaded = [(load_chart_data(conn, t, first, last), summarize(conn, t, first, last)) for t in tickers]
     out.mkdir(parents=True, exist_ok=True)
     reports = []
@@ -59,7 +65,7 @@ def render_report(
     index = out / "index.html"
     page = render_html(reports, start, end)
     replace_file(index, lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    return index
+    return index, tickers
 
 
 def _cell(metric: str, value: float | None, text: str) -> str:
@@ -146,6 +152,8 @@ def render_html(reports: list[TickerPage], start: date | None, end: date | None)
                     + "</tr>"
                 )
             parts.append("</table>")
+            if report.summary.calls == 0:
+                parts.append(f'<p class="guard">lstm = naive on every session: {html.escape(GUARDED)}.</p>')
         for name, path in report.charts.items():
             encoded = base64.b64encode(path.read_bytes()).decode("ascii")
             parts.append(

@@ -22,8 +22,10 @@ def make_source(
     *,
     calendars: Callable[[str], Sessions] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    csv_any_name: bool = False,
 ) -> PriceSource:
-    """The source a setting or `--source` names; `calendars`/`clock` only matter to yahoo."""
+    """The source a setting or `--source` names; `calendars`/`clock` only matter to yahoo,
+    `csv_any_name` (a single file may be named for another ticker) to csv."""
     if name == "yahoo":
         from job.sources.yahoo import YahooSource  # yfinance takes about 0.5 s to import; csv runs skip it
 
@@ -33,7 +35,7 @@ def make_source(
             raise NightcastError("source csv needs a path: pass --csv PATH or set NIGHTCAST_CSV_PATH")
         if not Path(csv_path).exists():
             raise NightcastError(f"--csv: {csv_path} does not exist")
-        return CsvSource(Path(csv_path))
+        return CsvSource(Path(csv_path), any_name=csv_any_name)
     if name == "sample":
         return SampleSource()
     raise NightcastError(f"unknown price source {quote(name)} (use {', '.join(SOURCE_NAMES)})")
@@ -47,7 +49,10 @@ def source_for(settings: Settings, *, clock: Callable[[], dt.datetime] | None = 
             f"--csv {path} is one file, which holds one ticker's prices, but {len(settings.tickers)} "
             f"tickers were given ({','.join(settings.tickers)}): pass a folder of TICKER.csv files"
         )
-    return make_source(settings.source, settings.csv_path, calendars=settings.exchanges, clock=clock)
+    return make_source(
+        settings.source, settings.csv_path, calendars=settings.exchanges, clock=clock,
+        csv_any_name=settings.csv_any_name,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -17,6 +17,7 @@ import pandas as pd
 
 from job.errors import TickerError, clip, quote
 from job.sources.base import YAHOO_COLUMNS, finish
+from job.tickers import is_ticker
 from job.validate import NOT_A_NUMBER, UNPARSEABLE_DATE, Problem, ValidationError
 
 REQUIRED = ("Date", "Open", "High", "Low", "Close", "Volume")
@@ -89,17 +90,29 @@ def read_yahoo_csv(path: Path, ticker: str) -> pd.DataFrame:
 
 
 class CsvSource:
-    """Yahoo-format CSV: `path` is one file (the series of whichever ticker is ingested)
-    or a directory holding `TICKER.csv` per ticker."""
+    """Yahoo-format CSV: `path` is one file (the series of the ticker ingested) or a
+    directory holding `TICKER.csv` per ticker.
+
+    A single file named for another ticker (AMD.csv given for IBM) is refused: storing it
+    would file one company's prices under another's name, and a later correct download
+    would look like a revision of them. `any_name` lifts that, for files whose name is no
+    ticker at all."""
 
     name = "csv"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, any_name: bool = False) -> None:
         self.path = Path(path)
+        self.any_name = any_name
 
     def file_for(self, ticker: str) -> Path:
         """The file that holds `ticker` (already normalized, so it cannot leave the directory)."""
         if not self.path.is_dir():
+            named = self.path.stem.upper()
+            if not self.any_name and named != ticker and is_ticker(named):
+                raise TickerError(
+                    ticker, f"{self.path.name} is named for {named}, not {ticker}: name the file "
+                    f"{ticker}.csv, or set NIGHTCAST_CSV_ANY_NAME=true if its name is no ticker",
+                )  # fmt: skip
             return self.path
         exact = self.path / f"{ticker}.csv"
         if exact.exists():

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -290,6 +291,12 @@ class YahooSource:
         except (YFTzMissingError, YFPricesMissingError, YFTickerMissingError):
             return None
         except Exception as exc:
+            if unreachable(exc):
+                raise TickerError(
+                    ticker,
+                    "Yahoo is unreachable (no DNS or connection refused): check the network, or "
+                    "use --source sample, or --source csv --csv PATH for files you have",
+                ) from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
             tries = f" after {self._attempts} attempts" if _retryable(exc) else ""
@@ -299,7 +306,34 @@ class YahooSource:
         return normalize_frame(raw, ticker)
 
 
+#: curl's "could not resolve host" and "could not connect": no network, not a busy server.
+_UNREACHABLE_CURL_CODES = (6, 7)
+_UNREACHABLE_TEXT = (
+    "could not resolve",
+    "failed to resolve",
+    "name or service not known",
+    "connection refused",
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says Yahoo cannot be reached at all: a DNS lookup
+    that failed or a connection refused. Retrying that only makes an offline run slow."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror | ConnectionRefusedError):
+            return True
+        if getattr(seen, "code", None) in _UNREACHABLE_CURL_CODES and isinstance(seen, OSError):
+            return True
+        if isinstance(seen, OSError) and any(text in str(seen).lower() for text in _UNREACHABLE_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _retryable(exc: BaseException) -> bool:
+    if unreachable(exc):
+        return False
     if isinstance(exc, RETRYABLE):
         return True
     return isinstance(exc, YFDataException) and "DOWN" in str(exc).upper()
