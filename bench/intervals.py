@@ -11,6 +11,13 @@ p-value, the coverage of both models' 80% and 95%
 intervals and the ratio of their 95% Winkler scores, then a last line
 `coverage_80= coverage_95= winkler95_ratio_vs_naive= rmse_ratio_mean= rmse_ratio_worst=`
 (coverage: the LSTM's, mean over tickers; ratios: mean, and worst, over tickers).
+
+With `--garch` (needs the bench extra: `pip install -e ".[bench]"`, for `arch`), the peer:
+GARCH(1,1) with zero mean on percent log returns, normal and Student-t, refit every session
+on the last `GARCH_RETURNS` returns up to the as-of session only; its interval for the next
+close is close x exp(quantile x sigma). Per ticker it prints nightcast's Winkler score at 80%
+and 95% as a ratio to the better GARCH (the lower of normal and Student-t, per level) and
+GARCH's coverage, then a line `garch_w80_ratio= garch_w95_ratio= below_1_w80= below_1_w95=`.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from job.forecasts import LEVELS, MODELS, bounds
+
 if TYPE_CHECKING:
-    from job.forecasts import LEVELS, MODELS, bounds
-from job.compute import Task
+    from job.compute import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -48,6 +56,56 @@ def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
         yield Task(
             ticker, dates, frame["close"].to_numpy(), as_of, targets, State(), ModelParams(), RetrainPolicy()
         )
+
+
+GARCH_RETURNS = 1500
+
+
+def garch_intervals(closes: np.ndarray, positions: np.ndarray) -> dict[str, dict[int, np.ndarray]]:
+    """Per distribution ("normal", "t") and level, (n, 2) bounds of the next close for each
+    as-of position, each fitted on returns up to that position only."""
+    from arch import arch_model
+
+    returns = 100 * np.diff(np.log(closes))
+    out: dict[str, dict[int, np.ndarray]] = {
+        d: {lv: np.empty((len(positions), 2)) for lv in LEVELS} for d in ("normal", "t")
+    }
+    for dist in ("normal", "t"):
+        start = None
+        for row, j in enumerate(positions):
+            window = returns[max(0, j - GARCH_RETURNS) : j]  # returns up to close j
+            model = arch_model(window, mean="Zero", vol="GARCH", p=1, q=1, dist=dist, rescale=False)
+            fit = model.fit(disp="off", starting_values=start, show_warning=False)
+            start = fit.params.to_numpy()
+            sigma = float(np.sqrt(fit.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0])) / 100
+            shape = fit.params.to_numpy()[3:] if dist == "t" else None
+            for level in LEVELS:
+                tail = (1 - level / 100) / 2
+                q = model.distribution.ppf([tail, 1 - tail], shape)
+                out[dist][level][row] = closes[j] * np.exp(np.asarray(q) * sigma)
+    return out
+
+
+def score_garch(closes: np.ndarray, dates: np.ndarray, steps: list) -> dict[str, float]:
+    """nightcast's Winkler scores as ratios to the better GARCH(1,1), per level, and GARCH's coverage."""
+    from job import scores
+
+    index = {d: i for i, d in enumerate(dates)}
+    matured = [s for s in steps if np.datetime64(s.target) in index]
+    positions = np.array([index[np.datetime64(s.as_of)] for s in matured])
+    actual = closes[positions + 1]
+    peer = garch_intervals(closes, positions)
+    row: dict[str, float] = {}
+    for level in LEVELS:
+        alpha = 1 - level / 100
+        lower, upper = (np.array([getattr(s.forecasts["lstm"], b) for s in matured]) for b in bounds(level))
+        ours = scores.winkler(lower, upper, actual, alpha)
+        theirs = {d: scores.winkler(b[level][:, 0], b[level][:, 1], actual, alpha) for d, b in peer.items()}
+        best = min(theirs, key=theirs.__getitem__)
+        row[f"w{level}_ratio"] = ours / theirs[best]
+        row[f"garch_c{level}"] = scores.coverage(peer[best][level][:, 0], peer[best][level][:, 1], actual)
+        row[f"garch_dist{level}"] = 0.0 if best == "normal" else 1.0
+    return row
 
 
 def score(ticker: str, closes: dict[np.datetime64, float], steps: list) -> dict[str, float]:
@@ -81,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=250)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tickers", default="")
+    parser.add_argument("--garch", action="store_true", help="compare with GARCH(1,1) (needs arch)")
     args = parser.parse_args(argv)
 
     from job.executors import DaskExecutor, InProcess
@@ -124,7 +183,31 @@ def main(argv: list[str] | None = None) -> int:
         f"winkler95_ratio_vs_naive={np.mean([r['winkler_ratio'] for r in rows.values()]):.4f} "
         f"rmse_ratio_mean={np.mean(ratios):.4f} rmse_ratio_worst={max(ratios):.4f}"
     )
+    if args.garch:
+        print_garch(work, steps)
     return 0
+
+
+def print_garch(work: list[Task], steps: dict[str, list]) -> None:
+    try:
+        import arch  # noqa: F401
+    except ImportError:
+        print('--garch needs arch: pip install -e ".[bench]"', file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"{'ticker':8} {'W80/GARCH':>10} {'W95/GARCH':>10} {'GARCH c80':>10} {'c95':>6} {'dist':>6}")
+    rows = {}
+    for task in work:
+        r = rows[task.ticker] = score_garch(task.closes, task.dates, steps[task.ticker])
+        dist = "/".join("t" if r[f"garch_dist{lv}"] else "normal" for lv in LEVELS)
+        print(
+            f"{task.ticker:8} {r['w80_ratio']:10.4f} {r['w95_ratio']:10.4f} {r['garch_c80']:10.1%} "
+            f"{r['garch_c95']:6.1%} {dist:>6}"
+        )
+    w80, w95 = ([r[f"w{lv}_ratio"] for r in rows.values()] for lv in LEVELS)
+    print(
+        f"garch_w80_ratio={np.mean(w80):.4f} garch_w95_ratio={np.mean(w95):.4f} "
+        f"below_1_w80={sum(w < 1 for w in w80)}/{len(w80)} below_1_w95={sum(w < 1 for w in w95)}/{len(w95)}"
+    )
 
 
 if __name__ == "__main__":
