@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,7 +76,9 @@ def garch_intervals(closes: np.ndarray, positions: np.ndarray) -> dict[str, dict
         for row, j in enumerate(positions):
             window = returns[max(0, j - GARCH_RETURNS) : j]  # returns up to close j
             model = arch_model(window, mean="Zero", vol="GARCH", p=1, q=1, dist=dist, rescale=False)
-            fit = model.fit(disp="off", starting_values=start, show_warning=False)
+            with warnings.catch_warnings():  # infeasible starting values: arch starts afresh
+                warnings.simplefilter("ignore")
+                fit = model.fit(disp="off", starting_values=start, show_warning=False)
             start = fit.params.to_numpy()
             sigma = float(np.sqrt(fit.forecast(horizon=1, reindex=False).variance.to_numpy()[-1, 0])) / 100
             shape = fit.params.to_numpy()[3:] if dist == "t" else None
