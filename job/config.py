@@ -247,14 +247,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _csv_means_the_csv_source(self) -> Settings:
-        """A CSV path is read by the csv source only: given without a source, it picks that
-        one; given with another source, it would be silently ignored, so it is refused."""
-        if self.csv_path is not None and self.source != "csv":
-            if "source" in self.model_fields_set:
-                raise ValueError(
-                    f"{ENV_PREFIX}CSV_PATH (--csv) is read only by the csv source, not {self.source}: "
-                    "pass --source csv or drop --source"
-                )
+        """A CSV path is read by the csv source only: with no source set anywhere, it picks
+        that one (`load_settings` makes `--csv` win over a source from the environment)."""
+        if self.csv_path is not None and self.source != "csv" and "source" not in self.model_fields_set:
             self.source = "csv"
         return self
 
@@ -304,12 +299,24 @@ def unknown_variables(names: Iterable[str]) -> list[str]:
     """One line per NIGHTCAST_* name that is no setting (a typo is otherwise silently
     ignored), with the closest setting's name where one is close."""
     known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    nested = {"model": ModelParams, "policy": RetrainPolicy}
+    known += [
+        f"{ENV_PREFIX}{top.upper()}__{part.upper()}"
+        for top, kind in nested.items()
+        for part in kind.model_fields
+    ]
     lines = []
-    for name in sorted(set(names)):
-        top = name.upper().split("__")[0]
-        if not top.startswith(ENV_PREFIX) or top in known or name.upper() in OTHER_VARIABLES:
+    for raw in sorted(set(names)):
+        name = raw.upper()
+        if not name.startswith(ENV_PREFIX) or name in known or name in OTHER_VARIABLES:
             continue
-        close = difflib.get_close_matches(top, known, n=1)
+        if (
+            name.split("__")[0] in known
+            and name.split("__")[0].removeprefix(ENV_PREFIX).lower() not in nested
+        ):
+            continue  # a plain setting's own name with a suffix is not ours to judge
+        close = difflib.get_close_matches(name, known, n=1)
+        name = raw
         lines.append(f"{name} is not a nightcast setting" + (f" (did you mean {close[0]}?)" if close else ""))
     return lines
 
@@ -318,6 +325,10 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings, turning a validation failure into one line that names the variable;
     a NIGHTCAST_* variable that is no setting is warned about."""
     clean = {key: value for key, value in overrides.items() if value is not None}
+    if "csv_path" in clean:  # --csv: the csv source, whatever the environment says
+        chosen = clean.setdefault("source", "csv")
+        if chosen != "csv":
+            raise UsageError(f"--csv is read only by the csv source, not --source {chosen}: drop one of them")
     for line in unknown_variables([*os.environ, *_env_file_names()]):
         log.warning("%s", line)
     try:
@@ -354,11 +365,13 @@ def settings_in_effect(settings: Settings, options: Collection[str] = ()) -> lis
     file_values = dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
 
     def origin(variable: str, top: str) -> str:
+        if top in options:
+            return "command line"
         if os.environ.get(variable):
             return "environment"
         if file_values.get(variable):
             return f"{ENV_FILE} file"
-        return "command line" if top in options else "default"
+        return "default"
 
     rows = []
     for name, value in settings.model_dump().items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -203,13 +204,14 @@ def report_json(report: CycleReport) -> str:
         },
         indent=2,
         default=str,
+        allow_nan=False,
     )
 
 
 def _summary_json(summary: RangeSummary) -> dict[str, object]:
     return {
         "sessions": summary.sessions,
-        "rmse_ratio": summary.rmse_ratio,
+        "rmse_ratio": summary.rmse_ratio if math.isfinite(summary.rmse_ratio) else None,  # flat prices
         "calls": summary.calls,
         "lstm": summary.lstm,
         "naive": summary.naive,

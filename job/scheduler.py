@@ -118,6 +118,7 @@ class NightlyService:
         exchanges = sorted({self.cycle.calendars.name(t) for t in self.settings.tickers})
         if not any(self._trades(t, today) for t in self.settings.tickers):
             log.info("%s is not a session of %s; nothing to do", today, ", ".join(exchanges))
+            self.log_next_run()
             return
         self.run_cycle()
 
@@ -127,6 +128,7 @@ class NightlyService:
             report = self.cycle.nightly(self.settings.tickers, wait=True)
         except NightcastError as exc:
             log.error("cycle failed: %s", exc)
+            self.log_next_run()
             return
         finally:
             self.beat()

@@ -44,3 +44,20 @@ def test_dask_workers_log_nothing_unless_verbose(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     chatter = [line for line in done.stderr.splitlines() if re.search(r"(INFO|WARNING) +distributed\.", line)]
     assert chatter == [], done.stderr  # without the fix: ~34 INFO lines of the scheduler and workers
+
+
+def test_json_of_a_flat_range_is_strict_json() -> None:
+    """Naive's RMSE is 0 over prices that never moved: the ratio is no number, and `null`."""
+    import json
+
+    from job.evaluate import RangeSummary
+    from job.pipeline import CycleReport
+
+    flat = RangeSummary("FLAT", 5, {"rmse": 0.0}, {"rmse": 0.0}, 0)
+    text = console.report_json(CycleReport(1, "succeeded", [], {"FLAT": flat}))
+    assert (
+        json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["summaries"]["FLAT"][
+            "rmse_ratio"
+        ]
+        is None
+    )

@@ -48,8 +48,18 @@ def test_csv_implies_the_csv_source_and_another_source_with_it_is_refused(
     assert stored_tickers(migrated_url) == ["TSLA"]
     capsys.readouterr()
     args = ["ingest", "--database-url", migrated_url, "--source", "yahoo", "--csv", str(SAMPLE)]
-    assert main(args) == 1
-    assert "is read only by the csv source, not yahoo: pass --source csv" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "--csv is read only by the csv source, not --source yahoo" in capsys.readouterr().err
+
+
+def test_csv_on_the_command_line_wins_over_a_source_from_the_environment(
+    migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIGHTCAST_SOURCE", "yahoo")  # what compose and .env.example set
+    prices = tmp_path / "prices.csv"  # a name that is no ticker symbol
+    shutil.copy(SAMPLE, prices)
+    assert main(["ingest", "--database-url", migrated_url, "--csv", str(prices), "--tickers", "TSLA"]) == 0
+    assert stored_tickers(migrated_url) == ["TSLA"]
 
 
 @pytest.mark.parametrize("command", ["status", "report", "export"])
@@ -80,6 +90,11 @@ def test_an_unknown_nightcast_variable_is_named_with_the_closest_setting(
     err = capsys.readouterr().err
     assert "NIGHTCAST_TICKER is not a nightcast setting (did you mean NIGHTCAST_TICKERS?)" in err
     assert "NIGHTCAST_MODEL__WINDOW" not in err
+    monkeypatch.setenv("NIGHTCAST_MODEL__WINDOWS", "20")  # a nested typo is named too
+    assert main(["status", "--database-url", migrated_url]) == 0
+    assert "NIGHTCAST_MODEL__WINDOWS is not a nightcast setting (did you mean NIGHTCAST_MODEL__WINDOW?)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:

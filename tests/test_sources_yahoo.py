@@ -272,3 +272,18 @@ def test_no_network_fails_at_once_with_the_next_step() -> None:
         with pytest.raises(TickerError, match=r"^TSLA: Yahoo is unreachable .*--source sample.*--source csv"):
             source(replay, attempts=4).fetch("TSLA", *JULY)
         assert len(replay.calls) == 1, error
+
+
+def test_a_temporary_dns_failure_is_retried_and_a_looping_cause_chain_ends() -> None:
+    import socket
+
+    from job.sources.yahoo import unreachable
+
+    good = download_frame({"TSLA": history_frame(recorded())})
+    blip = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    replay = Replay(blip, good)
+    check_normalized(source(replay).fetch("TSLA", *JULY), rows=22)
+    assert len(replay.calls) == 2
+    first, second = ValueError("a"), ValueError("b")
+    first.__cause__, second.__cause__ = second, first
+    assert unreachable(first) is False

@@ -107,8 +107,8 @@ class CsvSource:
     def file_for(self, ticker: str) -> Path:
         """The file that holds `ticker` (already normalized, so it cannot leave the directory)."""
         if not self.path.is_dir():
-            named = self.path.stem.upper()
-            if not self.any_name and named != ticker and is_ticker(named):
+            named = self.path.stem  # written as a symbol (upper case): AMD.csv, not prices.csv
+            if not self.any_name and named.upper() != ticker and named.isupper() and is_ticker(named):
                 raise TickerError(
                     ticker, f"{self.path.name} is named for {named}, not {ticker}: name the file "
                     f"{ticker}.csv, or set NIGHTCAST_CSV_ANY_NAME=true if its name is no ticker",

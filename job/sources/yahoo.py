@@ -320,7 +320,11 @@ def unreachable(exc: BaseException) -> bool:
     """Whether `exc` (or what caused it) says Yahoo cannot be reached at all: a DNS lookup
     that failed or a connection refused. Retrying that only makes an offline run slow."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain may loop
+        visited.add(id(seen))
+        if isinstance(seen, socket.gaierror) and seen.errno == socket.EAI_AGAIN:
+            return False  # "temporary failure in name resolution": worth the retries
         if isinstance(seen, socket.gaierror | ConnectionRefusedError):
             return True
         if getattr(seen, "code", None) in _UNREACHABLE_CURL_CODES and isinstance(seen, OSError):
