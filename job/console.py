@@ -105,12 +105,8 @@ def print_summary(report: CycleReport) -> None:
         print("\n".join("\t".join(row) for row in [list(SUMMARY_COLUMNS), *rows]))
     for summary in report.summaries.values():
         if summary is not None and summary.calls == 0:
-            print(guard_line(summary.ticker, "on every replayed session"))
-
-
-def guard_line(ticker: str, when: str) -> str:
-    """Why the LSTM's figures equal naive's, said where they show."""
-    return f"{ticker}: the stored LSTM forecast is the naive one (the last close) {when}: {GUARDED}"
+            print(f"{summary.ticker}: the stored LSTM forecast is the naive one (the last close) on every "
+                  f"replayed session: {GUARDED}")  # fmt: skip
 
 
 SUMMARY_COLUMNS = (

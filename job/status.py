@@ -9,6 +9,7 @@ show exactly what a SQL user would get from them.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,18 +26,45 @@ from job.db.status import TickerStatus, ticker_status
 from job.forecasts import GUARDED
 
 
-def render_status(settings: Settings, now: datetime | None = None) -> str:
+@dataclass(frozen=True)
+class _Snapshot:
+    """What both renderings show, read once: the schema and, when it is current, the rest."""
+
+    revision: str | None
+    head: str
+    unknown: str | None  # why the revision is not one of ours
+    tickers: dict[str, TickerStatus] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+    last_run: sa.Row[Any] | None = None
+    abandoned: bool = False  # the last run says `running`, but its process died
+
+
+def _read(settings: Settings) -> _Snapshot:
     url = settings.database_url
     require_existing(url)
-    revision = current_revision(url)
-    head = head_revision(url)
+    revision, head = current_revision(url), head_revision(url)
     unknown = unknown_revision(url, revision)
+    if revision != head:
+        return _Snapshot(revision, head, unknown)
+    with get_engine(url).connect() as conn:
+        tickers, flags, last_run = ticker_status(conn), flag_messages(conn), latest_run(conn)
+    abandoned = (
+        last_run is not None
+        and last_run.status == "running"
+        and not _alive(url, (last_run.details or {}).get("claim"))
+    )
+    return _Snapshot(revision, head, unknown, tickers, flags, last_run, abandoned)
+
+
+def render_status(settings: Settings, now: datetime | None = None) -> str:
+    seen = _read(settings)
+    revision, head = seen.revision, seen.head
     lines = [
         f"database: {settings.safe_database_url}",
         f"schema:   revision {revision or 'none'}"
         + (
-            f" ({unknown})"
-            if unknown
+            f" ({seen.unknown})"
+            if seen.unknown
             else ""
             if revision == head
             else f" (head is {head}: run `nightcast migrate`)"
@@ -44,10 +72,7 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     ]
     if revision != head:
         return "\n".join(lines)
-    with get_engine(url).connect() as conn:
-        tickers = ticker_status(conn)
-        flags = flag_messages(conn)
-        last_run = latest_run(conn)
+    tickers, flags, last_run = seen.tickers, seen.flags, seen.last_run
     if not tickers:
         lines.append("prices:   none stored yet")
     for ticker, state in tickers.items():
@@ -60,9 +85,7 @@ def render_status(settings: Settings, now: datetime | None = None) -> str:
     if last_run is None:
         lines.append("last run: none")
     else:
-        state = last_run.status
-        if state == "running" and not _alive(url, (last_run.details or {}).get("claim")):
-            state = "running, abandoned: the process died"
+        state = "running, abandoned: the process died" if seen.abandoned else last_run.status
         lines.append(
             f"last run: #{last_run.id} {last_run.kind} {state}, started "
             f"{last_run.started_at:%Y-%m-%d %H:%M:%S}"
@@ -146,34 +169,29 @@ def status_json(settings: Settings) -> str:
     """`nightcast status --json`: {"database", "schema": {"revision", "head"}, "tickers":
     {ticker: {"rows", "last_session", "flag", "forecasts": {model: latest_predictions row},
     "model": {id, kind, trained_through, created_at}, "sessions_since_training", "skill":
-    [model_skill rows]}}, "last_run": job_runs row without details, or null}. Rows keep their
-    SQL column names; dates and stamps are ISO strings."""
-    url = settings.database_url
-    require_existing(url)
-    revision, head = current_revision(url), head_revision(url)
+    [model_skill rows]}}, "last_run": job_runs row without details, with "abandoned", or
+    null}. Rows keep their SQL column names; dates and stamps are ISO strings."""
+    seen = _read(settings)
     document: dict[str, Any] = {
         "database": settings.safe_database_url,
-        "schema": {"revision": revision, "head": head},
+        "schema": {"revision": seen.revision, "head": seen.head},
         "tickers": {},
         "last_run": None,
     }
-    if revision != head:
-        return json.dumps(document, indent=2)
-    with get_engine(url).connect() as conn:
-        tickers, flags, last_run = ticker_status(conn), flag_messages(conn), latest_run(conn)
-    for ticker in sorted(tickers.keys() | flags.keys()):
-        state = tickers.get(ticker)
+    for ticker in sorted(seen.tickers.keys() | seen.flags.keys()):
+        state = seen.tickers.get(ticker)
         document["tickers"][ticker] = {
             "rows": state.rows if state else 0,
             "last_session": state.last_session if state else None,
-            "flag": flags.get(ticker),
+            "flag": seen.flags.get(ticker),
             "forecasts": {m: row._asdict() for m, row in state.forecasts.items()} if state else {},
             "model": state.model._asdict() if state and state.model else None,
             "sessions_since_training": state.sessions_since_training if state else None,
             "skill": [row._asdict() for row in state.skill] if state else [],
         }
-    if last_run is not None:
-        document["last_run"] = {k: v for k, v in last_run._asdict().items() if k != "details"}
+    if seen.last_run is not None:
+        row = {k: v for k, v in seen.last_run._asdict().items() if k != "details"}
+        document["last_run"] = {**row, "abandoned": seen.abandoned}
     return json.dumps(document, indent=2, default=_iso)
 
 

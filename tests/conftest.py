@@ -116,6 +116,15 @@ def tiny_model_env() -> dict[str, str]:
     return {f"NIGHTCAST_MODEL__{key.upper()}": json.dumps(value) for key, value in TINY_MODEL.items()}
 
 
+@pytest.fixture
+def tiny_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The tiny test model and a short history, for commands run through the CLI."""
+    env = {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
 def tiny_settings(url: str, **overrides: object) -> Settings:
     """Settings with a model small enough for tests to train in well under a second."""
     values: dict[str, object] = {

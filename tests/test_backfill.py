@@ -21,7 +21,7 @@ from job.evaluate import update_rolling_metrics
 from job.pipeline import Cycle
 from job.sources import make_source
 from tests.commands import command_line
-from tests.conftest import SAMPLE_CSV, tiny_model_env, tiny_settings
+from tests.conftest import SAMPLE_CSV, tiny_settings
 
 START, TAMPER_AFTER, END = date(2020, 5, 1), date(2020, 5, 15), date(2020, 5, 29)
 PREDICTIONS = (
@@ -54,15 +54,6 @@ def backfill_args(url: str, folder: Path, end: date = END) -> list[str]:
     return command_line(
         "backfill", url, folder, ["TSLA"], "--start", START.isoformat(), "--end", end.isoformat()
     )
-
-
-@pytest.fixture
-def tiny_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The tiny test model and a short history, for commands run through the CLI."""
-    env = {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture

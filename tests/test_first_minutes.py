@@ -16,7 +16,6 @@ from job.console import SUMMARY_COLUMNS
 from job.db import get_engine, job_runs, prices
 from job.db.claims import Claims
 from tests.commands import command_line
-from tests.conftest import tiny_model_env
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 
@@ -119,10 +118,8 @@ def test_a_run_that_finds_every_ticker_busy_is_recorded_as_busy(migrated_url: st
 
 
 def test_run_says_what_it_forecast_and_warns_past_the_stored_data_and_report_draws_the_stored_tickers(
-    migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tmp_path: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
     folder = tmp_path / "prices"
     folder.mkdir()
     shutil.copy(SAMPLE, folder / "AMD.csv")
@@ -138,10 +135,8 @@ def test_run_says_what_it_forecast_and_warns_past_the_stored_data_and_report_dra
 
 
 def test_json_output_of_run_backfill_and_status_parses_to_the_documented_shape(
-    migrated_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
     sample = ["--database-url", migrated_url, "--source", "sample", "--json"]
     assert main(["run", *sample, "--as-of", "2020-07-24"]) == 0
     run = json.loads(capsys.readouterr().out)
@@ -165,10 +160,8 @@ def test_json_output_of_run_backfill_and_status_parses_to_the_documented_shape(
 
 
 def test_a_backfill_into_a_pipe_prints_tab_separated_lines_not_a_box_table(
-    migrated_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
     args = ["backfill", "--database-url", migrated_url, "--source", "sample", "--start", "2020-07-27"]
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()

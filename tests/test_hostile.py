@@ -22,13 +22,7 @@ from job.db import get_engine, job_runs, model_versions, price_flags
 from job.db.migrate import head_revision, upgrade_to_head
 from job.scheduler import write_heartbeat
 from tests.commands import command_line
-from tests.conftest import SAMPLE_CSV, tiny_model_env
-
-
-@pytest.fixture
-def tiny_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
+from tests.conftest import SAMPLE_CSV
 
 
 def csv_folder(tmp_path: Path, text: str, ticker: str = "TSLA") -> Path:
@@ -48,7 +42,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_an_oversized_cell_is_quoted_by_a_short_prefix_and_its_length_everywhere(
-    migrated_url: str, tmp_path: Path, tiny_env: None, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tmp_path: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     huge = "7" * 1_000_000 + "x"
     lines = SAMPLE_CSV.read_text().splitlines()
@@ -147,7 +141,7 @@ def test_sessions_missing_from_a_download_are_warned(
 
 
 def test_a_backfill_starting_after_the_last_stored_session_is_refused(
-    migrated_url: str, tiny_env: None, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["backfill", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]
     assert main([*args, "--start", "2021-01-04"]) == 1
@@ -169,6 +163,9 @@ def test_status_tells_a_run_whose_process_died(migrated_url: str, capsys: pytest
         )  # fmt: skip
     assert main(["status", "--database-url", migrated_url]) == 0
     assert "abandoned: the process died" in capsys.readouterr().out
+    assert main(["status", "--database-url", migrated_url, "--json"]) == 0
+    last_run = json.loads(capsys.readouterr().out)["last_run"]
+    assert (last_run["status"], last_run["abandoned"]) == ("running", True)
 
 
 def test_two_migrations_at_once_both_succeed(db_url: str) -> None:
@@ -205,7 +202,10 @@ def test_a_database_from_a_newer_nightcast_is_named_as_such(
 
 
 def test_a_training_that_diverges_fails_its_ticker_and_stores_no_model(
-    migrated_url: str, tiny_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    migrated_url: str,
+    tiny_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("NIGHTCAST_MODEL__LEARNING_RATE", "1e30")
     assert main(["run", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 1
@@ -215,7 +215,7 @@ def test_a_training_that_diverges_fails_its_ticker_and_stores_no_model(
 
 
 def test_unreadable_model_params_do_not_stop_the_next_backfill(
-    migrated_url: str, tiny_env: None, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["backfill", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]
     assert main([*args, "--start", "2020-07-20", "--end", "2020-07-24"]) == 0

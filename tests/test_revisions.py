@@ -18,18 +18,12 @@ import sqlalchemy as sa
 from job.cli import main
 from job.db import get_engine, model_versions, predictions, price_revisions
 from tests.commands import command_line
-from tests.conftest import SAMPLE_CSV, tiny_model_env
+from tests.conftest import SAMPLE_CSV
 from tests.test_ingest import FrameSource, run, split_3_for_1, stored, tsla
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close", "Adj Close")
 PREDICTED = ("predicted_close", "lower_80", "upper_80", "lower_95", "upper_95", "network_close")
 FIXTURES = Path(__file__).parent / "fixtures" / "clean"
-
-
-@pytest.fixture
-def tiny_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
 
 
 def folder_with(path: Path, frame: pd.DataFrame, ticker: str = "TSLA") -> Path:
@@ -79,7 +73,7 @@ VERSIONS = "SELECT kind, trained_from, trained_through, n_samples, epochs FROM m
 
 
 def test_a_3_for_1_rebase_mid_backfill_leaves_what_a_clean_load_of_the_rebased_history_gives(
-    migrated_url: str, make_db, tmp_path: Path, tiny_env: None
+    migrated_url: str, make_db, tmp_path: Path, tiny_env: dict[str, str]
 ) -> None:
     """Backfill in the old units to mid-May, then on: the source now serves the history /3.
     Every stored price-unit number (points, both intervals, the network's own forecasts,
@@ -129,7 +123,7 @@ def test_a_rebase_rescales_every_price_unit_column_of_every_forecast(migrated_ur
 
 
 def test_a_correction_of_some_sessions_is_flagged_and_only_an_accept_stores_it(
-    migrated_url: str, tmp_path: Path, tiny_env: None, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tmp_path: Path, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Stored with a /100 step on 2020-07-27 that someone accepted; then the file is fixed.
     The changed sessions disagree with the unchanged ones (x100 against x1): no factor maps

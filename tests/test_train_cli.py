@@ -14,17 +14,10 @@ import sqlalchemy as sa
 from job.cli import main
 from job.db import get_engine, model_versions
 from job.sources import SampleSource
-from tests.conftest import tiny_model_env
-
-
-@pytest.fixture
-def tiny_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {**tiny_model_env(), "NIGHTCAST_HISTORY_START": "2019-01-01"}.items():
-        monkeypatch.setenv(key, value)
 
 
 def test_train_stores_a_retrain_per_ticker_and_reports_it(
-    migrated_url: str, tiny_env: None, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 0
     capsys.readouterr()
@@ -45,7 +38,7 @@ def test_train_stores_a_retrain_per_ticker_and_reports_it(
 
 
 def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
-    migrated_url: str, tiny_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    migrated_url: str, tiny_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import keras
 

@@ -9,14 +9,22 @@ from typing import Any
 import sqlalchemy as sa
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file path of a SQLite URL as written (None: not SQLite, in memory, or a `file:` URI)."""
+    parsed = sa.make_url(url)
+    path = parsed.database or ":memory:"
+    if parsed.get_backend_name() != "sqlite" or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
 def get_engine(url: str) -> sa.Engine:
     """Engines are pooled and cached: every stage of a cycle shares the connections. A
     relative SQLite path is the file in the working directory of the first call, so one
     cached engine never serves another directory's `nightcast.db`."""
-    parsed = sa.make_url(url)
-    path = parsed.database or ":memory:"
-    if parsed.get_backend_name() == "sqlite" and path != ":memory:" and not path.startswith("file:"):
-        url = parsed.set(database=os.path.abspath(path)).render_as_string(hide_password=False)
+    path = sqlite_file(url)
+    if path is not None:
+        url = sa.make_url(url).set(database=os.path.abspath(path)).render_as_string(hide_password=False)
     return _engine(url)
 
 

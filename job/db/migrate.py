@@ -12,10 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
 import migrations
-from job.db.engine import get_engine
+from job.db.engine import get_engine, sqlite_file
 from job.errors import NightcastError
 
 
@@ -47,8 +46,8 @@ def upgrade_to_head(url: str) -> tuple[str | None, str]:
 @contextmanager
 def _one_at_a_time(url: str) -> Iterator[None]:
     """SQLite has no advisory locks: a lock file beside the database (none in memory)."""
-    database = make_url(url).database
-    if make_url(url).get_backend_name() != "sqlite" or not database or database == ":memory:":
+    database = sqlite_file(url)
+    if database is None:
         yield
         return
     with filelock.FileLock(f"{database}.migrate.lock"):
@@ -86,10 +85,8 @@ def _known(url: str, revision: str | None) -> None:
 def require_existing(url: str) -> None:
     """Refuse a SQLite file that does not exist, rather than create an empty one: a typo'd
     path must not look like a database with nothing in it (PostgreSQL never creates one)."""
-    parsed = make_url(url)
-    path = parsed.database or ""
-    a_file = path not in ("", ":memory:") and not path.startswith("file:")
-    if parsed.get_backend_name() == "sqlite" and a_file and not Path(path).exists():
+    path = sqlite_file(url)
+    if path is not None and not Path(path).exists():
         raise NightcastError(
             f"database {path} does not exist: run `nightcast migrate` first to create it, "
             "or check --database-url / NIGHTCAST_DATABASE_URL"

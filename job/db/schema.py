@@ -42,6 +42,8 @@ STORED_PRICES = ("open", "high", "low", "close", "adj_close")
 BAR_VALUES = (*STORED_PRICES, "volume")
 
 SYMBOL = sa.String(16)
+#: The mark of a column in price units (`Column.info`): what a re-basing rescales.
+IN_PRICE_UNITS = {"unit": "price"}
 Price = sa.Double()
 Stamp = UtcDateTime()
 
@@ -102,17 +104,20 @@ predictions = sa.Table(
     sa.Column("target_date", sa.Date, primary_key=True),
     sa.Column("model", sa.String(16), primary_key=True),
     sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("predicted_close", Price, nullable=False),
+    sa.Column("predicted_close", Price, nullable=False, info=IN_PRICE_UNITS),
     sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id")),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("job_runs.id")),
     sa.Column("created_at", Stamp, nullable=False),
-    *(sa.Column(c, Price) for c in ("lower_80", "upper_80", "lower_95", "upper_95", "network_close")),
+    *(
+        sa.Column(c, Price, info=IN_PRICE_UNITS)
+        for c in ("lower_80", "upper_80", "lower_95", "upper_95", "network_close")
+    ),
     sa.Index(None, "target_date"),
     sa.Index(None, "ticker", "as_of_date"),
 )
 
-#: A forecast's columns in price units (a re-basing rescales them): its Double columns.
-PREDICTED_PRICES = tuple(c.name for c in predictions.columns if isinstance(c.type, sa.Double))
+#: A forecast's columns in price units, which a re-basing rescales: those marked so.
+PREDICTED_PRICES = tuple(c.name for c in predictions.columns if c.info == IN_PRICE_UNITS)
 
 rolling_metrics = sa.Table(
     "rolling_metrics",
