@@ -18,6 +18,10 @@ on the last `GARCH_RETURNS` returns up to the as-of session only; its interval f
 close is close x exp(quantile x sigma). Per ticker it prints nightcast's Winkler score at 80%
 and 95% as a ratio to the better GARCH (the lower of normal and Student-t, per level) and
 GARCH's coverage, then a line `garch_w80_ratio= garch_w95_ratio= below_1_w80= below_1_w95=`.
+It also prints the share of sessions whose intervals the network's own scale set, and how
+each source of scale does alone: naive intervals scaled by the network's stored scale, or by
+the HAR baseline, conformal on the walk's own earlier scores, as Winkler ratios to GARCH
+after the first ALONE_WARMUP sessions (last line `network_alone_w80= ... network_scale_share=`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from job.forecasts import LEVELS, MODELS, bounds
 
 if TYPE_CHECKING:
     from job.compute import Task
+    from job.model.features import OHLCV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -46,6 +51,7 @@ def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
     from job.calendar import get_sessions
     from job.compute import State, Task
     from job.config import ModelParams, RetrainPolicy
+    from job.model.features import OHLCV
     from job.sources import CsvSource
 
     calendar = get_sessions("XNYS")
@@ -54,8 +60,9 @@ def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
         dates = np.array(frame["date"].tolist(), "datetime64[D]")
         as_of = dates[-sessions - 1 : -1]  # every forecast matures inside the file
         targets = np.array([calendar.next_session(d.astype(dt.date)) for d in as_of], "datetime64[D]")
+        bars = OHLCV(*(frame[c].to_numpy(dtype=float) for c in ("close", "open", "high", "low", "volume")))
         yield Task(
-            ticker, dates, frame["close"].to_numpy(), as_of, targets, State(), ModelParams(), RetrainPolicy()
+            ticker, dates, bars.close, as_of, targets, State(), ModelParams(), RetrainPolicy(), bars=bars
         )
 
 
@@ -89,16 +96,46 @@ def garch_intervals(closes: np.ndarray, positions: np.ndarray) -> dict[str, dict
     return out
 
 
-def score_garch(closes: np.ndarray, dates: np.ndarray, steps: list) -> dict[str, float]:
-    """nightcast's Winkler scores as ratios to the better GARCH(1,1), per level, and GARCH's coverage."""
-    from job import scores
+#: Sessions of a walk the one-scale intervals learn from before they are scored.
+ALONE_WARMUP = 50
 
+
+def alone(closes: np.ndarray, positions: np.ndarray, sigma: np.ndarray, level: int) -> np.ndarray:
+    """(n, 2) naive intervals scaled by `sigma` (one per position) alone, conformal on the
+    walk's own earlier scores with the product's rule (job.intervals.interval): how one
+    source of scale does by itself, the network's or the baseline's."""
+    from job import intervals
+
+    out, misses = np.full((len(positions), 2), np.nan), []
+    past = np.abs(np.log(closes[positions + 1] / closes[positions])) / sigma
+    for i, j in enumerate(positions):
+        bound = intervals.interval(closes[j], sigma[i], past[:i], np.array(misses), level / 100)
+        if bound is not None:
+            out[i] = bound
+            misses.append(float(not bound[0] <= closes[j + 1] <= bound[1]))
+    return out
+
+
+def score_garch(bars: OHLCV, dates: np.ndarray, steps: list) -> dict[str, float]:
+    """nightcast's Winkler scores as ratios to the better GARCH(1,1), per level, GARCH's
+    coverage, and the ratios of one-scale intervals (the network's own scale, the baseline's)
+    to GARCH after ALONE_WARMUP sessions."""
+    from job import intervals, scores
+
+    closes = bars.close
     index = {d: i for i, d in enumerate(dates)}
     matured = [s for s in steps if np.datetime64(s.target) in index]
     positions = np.array([index[np.datetime64(s.as_of)] for s in matured])
     actual = closes[positions + 1]
     peer = garch_intervals(closes, positions)
-    row: dict[str, float] = {}
+    sources = {
+        "network": np.array([s.forecasts["naive"].network_scale for s in matured]),
+        "baseline": intervals.baseline_scale(bars, positions),
+    }
+    row: dict[str, float] = {
+        "network_share": float(np.mean([s.forecasts["naive"].scale_source == "network" for s in matured]))
+    }
+    later = slice(ALONE_WARMUP, None)
     for level in LEVELS:
         alpha = 1 - level / 100
         lower, upper = (np.array([getattr(s.forecasts["lstm"], b) for s in matured]) for b in bounds(level))
@@ -106,6 +143,13 @@ def score_garch(closes: np.ndarray, dates: np.ndarray, steps: list) -> dict[str,
         theirs = {d: scores.winkler(b[level][:, 0], b[level][:, 1], actual, alpha) for d, b in peer.items()}
         best = min(theirs, key=theirs.__getitem__)
         row[f"w{level}_ratio"] = ours / theirs[best]
+        garch_later = min(
+            scores.winkler(b[level][later, 0], b[level][later, 1], actual[later], alpha)
+            for b in peer.values()
+        )
+        for name, sigma in sources.items():
+            own = alone(closes, positions, sigma, level)[later]
+            row[f"{name}_w{level}"] = scores.winkler(own[:, 0], own[:, 1], actual[later], alpha) / garch_later
         row[f"garch_c{level}"] = scores.coverage(peer[best][level][:, 0], peer[best][level][:, 1], actual)
         row[f"garch_dist{level}"] = 0.0 if best == "normal" else 1.0
     return row
@@ -197,20 +241,31 @@ def print_garch(work: list[Task], steps: dict[str, list]) -> None:
     except ImportError:
         print('--garch needs arch: pip install -e ".[bench]"', file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"{'ticker':8} {'W80/GARCH':>10} {'W95/GARCH':>10} {'GARCH c80':>10} {'c95':>6} {'dist':>6}")
+    print(
+        f"{'ticker':8} {'W80/GARCH':>10} {'W95/GARCH':>10} {'GARCH c80':>10} {'c95':>6} {'dist':>6} "
+        f"{'net scale':>10} {'alone: net W80':>15} {'W95':>7} {'base W80':>9} {'W95':>7}"
+    )
     rows = {}
     for task in work:
-        r = rows[task.ticker] = score_garch(task.closes, task.dates, steps[task.ticker])
+        r = rows[task.ticker] = score_garch(task.prices, task.dates, steps[task.ticker])
         dist = "/".join("t" if r[f"garch_dist{lv}"] else "normal" for lv in LEVELS)
         print(
             f"{task.ticker:8} {r['w80_ratio']:10.4f} {r['w95_ratio']:10.4f} {r['garch_c80']:10.1%} "
-            f"{r['garch_c95']:6.1%} {dist:>6}"
+            f"{r['garch_c95']:6.1%} {dist:>6} {r['network_share']:10.1%} {r['network_w80']:15.4f} "
+            f"{r['network_w95']:7.4f} {r['baseline_w80']:9.4f} {r['baseline_w95']:7.4f}"
         )
     w80, w95 = ([r[f"w{lv}_ratio"] for r in rows.values()] for lv in LEVELS)
     print(
         f"garch_w80_ratio={np.mean(w80):.4f} garch_w95_ratio={np.mean(w95):.4f} "
         f"below_1_w80={sum(w < 1 for w in w80)}/{len(w80)} below_1_w95={sum(w < 1 for w in w95)}/{len(w95)}"
     )
+    alone_means = " ".join(
+        f"{name}_alone_w{lv}={np.mean([r[f'{name}_w{lv}'] for r in rows.values()]):.4f}"
+        for name in ("network", "baseline")
+        for lv in LEVELS
+    )
+    share = np.mean([r["network_share"] for r in rows.values()])
+    print(f"{alone_means} network_scale_share={share:.3f}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import numpy as np
 from job import intervals
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
-from job.forecasts import COLUMNS, LEVELS, MODELS, Forecast, bounds
+from job.forecasts import LEVELS, MODELS, NUMERIC, Forecast, bounds
+from job.model import windows
 from job.model.core import Fit, Forecaster, train, update
+from job.model.features import OHLCV
 from job.policy import Decision, decide
 from job.scores import dm_pvalue, rmse
 
@@ -35,13 +37,13 @@ PLAUSIBLE_FACTOR = 10.0
 
 
 def _no_values() -> dict[str, dict[str, np.ndarray]]:
-    return {model: {name: np.empty(0) for name in COLUMNS} for model in MODELS}
+    return {model: {name: np.empty(0) for name in NUMERIC} for model in MODELS}
 
 
 @dataclass(frozen=True)
 class Recent:
     """The ticker's latest forecasts, oldest first: what skill, the guard and the intervals
-    learn from. `values[model][column]`: one array per stored column (NaN: none)."""
+    learn from. `values[model][column]`: one array per stored numeric column (NaN: none)."""
 
     targets: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
     as_of: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
@@ -75,9 +77,10 @@ class State:
 
 @dataclass(frozen=True)
 class Task:
-    """One ticker's work, as arrays: the stored sessions (`dates`, `closes`) from far enough
-    back for a retrain and for the state's recent forecasts, the as-of `sessions` to replay
-    (each in `dates`) and the exchange session after each (`targets`)."""
+    """One ticker's work, as arrays: the stored sessions (`dates`, `closes`, and the whole
+    `bars` when known) from far enough back for a retrain and for the state's recent
+    forecasts, the as-of `sessions` to replay (each in `dates`) and the exchange session
+    after each (`targets`)."""
 
     ticker: str
     dates: np.ndarray  # datetime64[D], ascending
@@ -88,6 +91,11 @@ class Task:
     params: ModelParams
     policy: RetrainPolicy
     retrain: bool = False  # retrain at the first session whatever the policy says
+    bars: OHLCV | None = None  # None: closes alone (open, high, low and volume unknown)
+
+    @property
+    def prices(self) -> OHLCV:
+        return OHLCV(self.closes) if self.bars is None else self.bars
 
     def chunk(self, start: int, stop: int) -> Task:
         """The same work for sessions[start:stop], to start from the state sessions[start - 1] left."""
@@ -117,17 +125,31 @@ class Step:
 
 
 def lookback(params: ModelParams) -> int:
-    """Sessions before an as-of session that its results may read: a retrain's window, and
-    the naive scores with the volatility of each. No result depends on anything older."""
-    return max(params.train_sessions, params.update_sessions, intervals.WINDOW + intervals.VOL_RETURNS) + 1
+    """Sessions before an as-of session that its results may read: a retrain's window, an
+    update's, and the naive scores with the baseline scale of each. No result depends on
+    anything older."""
+    context = windows.min_closes(0, params.preset)
+    spans = (
+        params.train_sessions,
+        params.update_sessions + context,
+        intervals.WINDOW + intervals.SCALE_SESSIONS,
+    )
+    return max(spans) + 1
 
 
 def replay(task: Task, state: State | None = None) -> Iterator[tuple[Step, State]]:
     """Each session of `task` in order, from `state` (default `task.state`)."""
     state = task.state if state is None else state
-    sigma = intervals.volatility(task.closes)  # sigma_j reads closes up to j only
+    prices = task.prices
+    baseline = np.full(len(prices), np.nan)  # sigma_j reads bars up to j only
+    if len(task.sessions):
+        first = int(np.searchsorted(task.dates, task.sessions[0])) - intervals.WINDOW - 1
+        last = int(np.searchsorted(task.dates, task.sessions[-1], side="right"))
+        made = np.searchsorted(task.dates, state.recent.as_of)  # earlier forecasts' sessions
+        needed = np.union1d(np.arange(max(0, first), last), made[made < last])
+        baseline[needed] = intervals.baseline_scale(prices, needed)
     for i, (as_of, target) in enumerate(zip(task.sessions, task.targets, strict=True)):
-        step, state = _session(task, state, sigma, as_of, target, force=task.retrain and i == 0)
+        step, state = _session(task, prices, state, baseline, as_of, target, force=task.retrain and i == 0)
         yield step, state
 
 
@@ -139,13 +161,20 @@ def replay_all(task: Task, state: State | None = None) -> tuple[list[Step], Stat
 
 
 def _session(
-    task: Task, state: State, sigma: np.ndarray, as_of: np.datetime64, target: np.datetime64, *, force: bool
+    task: Task,
+    prices: OHLCV,
+    state: State,
+    baseline: np.ndarray,
+    as_of: np.datetime64,
+    target: np.datetime64,
+    *,
+    force: bool,
 ) -> tuple[Step, State]:
     params, day = task.params, as_of.astype(dt.date)
     end = int(np.searchsorted(task.dates, as_of, side="right"))
     if end == 0 or task.dates[end - 1] != as_of:
         raise TickerError(task.ticker, f"as of {day}: no stored close for that session")
-    closes, matured = task.closes[:end], _Matured(state.recent, task.dates[:end], task.closes[:end])
+    bars, matured = prices[:end], _Matured(state.recent, task.dates[:end], task.closes[:end])
     forecaster = state.forecaster if state.forecaster is not None and state.forecaster.suits(params) else None
     since = (
         0 if state.last_retrain is None else end - 1 - int(np.searchsorted(task.dates, state.last_retrain))
@@ -155,28 +184,35 @@ def _session(
         skill=matured.skill(task.policy.skill_window), policy=task.policy,
     )  # fmt: skip
     kind, reason, warning = decision.kind, decision.reason, None
-    fit = _fit(task.ticker, day, closes, None if kind == "retrain" else forecaster, params)
-    naive, network = float(closes[-1]), fit.forecaster.network_forecast(closes)
+    fit = _fit(task.ticker, day, bars, None if kind == "retrain" else forecaster, params)
+    naive, network = float(bars.close[-1]), fit.forecaster.network_forecast(bars)
     if not _plausible(network, naive) and kind == "update":
         kind, reason = "retrain", f"the update forecast {network:g}, not a plausible close"
-        fit = _fit(task.ticker, day, closes, None, params)
-        network = fit.forecaster.network_forecast(closes)
+        fit = _fit(task.ticker, day, bars, None, params)
+        network = fit.forecaster.network_forecast(bars)
+    network_scale = fit.forecaster.scale(bars)
     if not _plausible(network, naive):
         warning = f"{task.ticker} as of {day}: the model forecast {network:g}; the naive forecast stands in"
-        network = lstm = naive
+        network, lstm, network_scale = naive, naive, math.nan
     elif params.guard and fit.forecaster.preset == "default" and not matured.network_beats_naive():
         lstm = naive  # no live evidence of skill: the guard keeps the last close
     else:
-        lstm = fit.forecaster.forecast(closes)
+        lstm = fit.forecaster.forecast(bars)
+    if not (np.isfinite(network_scale) and network_scale > 0):
+        network_scale = math.nan
+    source = matured.scale_source(baseline) if np.isfinite(network_scale) else "baseline"
+    sigma = matured.scales(baseline, source)
+    used = network_scale if source == "network" else float(baseline[end - 1])
+    scale = {"scale": used, "network_scale": network_scale, "scale_source": source}
     naive_forecast = Forecast(
-        naive, **_intervals(naive, sigma[end - 1], matured.naive_scores(sigma), matured, "naive")
+        naive, **_intervals(naive, used, matured.naive_scores(sigma), matured, "naive"), **scale
     )
     if lstm == naive:  # an LSTM forecast equal to naive's carries naive's interval
         lstm_forecast = replace(naive_forecast, network_close=network)
     else:
         past = matured.lstm_scores(sigma, fit.forecaster.calibration)
         lstm_forecast = Forecast(
-            lstm, **_intervals(lstm, sigma[end - 1], past, matured, "lstm"), network_close=network
+            lstm, **_intervals(lstm, used, past, matured, "lstm"), network_close=network, **scale
         )
     forecasts = {"lstm": lstm_forecast, "naive": naive_forecast}
     retrained = as_of if kind == "retrain" else state.last_retrain
@@ -239,6 +275,25 @@ class _Matured:
             return False
         actual = self.actual[start:]
         return bool(np.square(lstm[start:] - actual).sum() > np.square(naive[start:] - actual).sum())
+
+    def scale_source(self, baseline: np.ndarray) -> str:
+        """Today's source of scale: the network's once its stored scales have beaten the
+        baseline's on this ticker's matured sessions (job.intervals.choose)."""
+        realized = np.log(self.actual / self.closes[self.as_of_index])
+        network = self.column("naive", "network_scale")
+        return intervals.choose(realized, network, baseline[self.as_of_index])
+
+    def scales(self, baseline: np.ndarray, source: str) -> np.ndarray:
+        """sigma_j of `source` per session: the baseline's, or where the network's stored
+        scale exists (recent forecasts, matured or not), the network's."""
+        if source == "baseline":
+            return baseline
+        network = self.recent.column("naive", "network_scale")
+        at = np.searchsorted(self.dates, self.recent.as_of)
+        out = baseline.copy()
+        known = np.isfinite(network) & (at < len(self.dates))
+        out[at[known]] = network[known]
+        return out
 
     def lstm_scores(self, sigma: np.ndarray, calibration: np.ndarray) -> np.ndarray:
         """The LSTM's past scores, its validation tail first to make up for few live ones."""

@@ -111,7 +111,7 @@ def print_summary(report: CycleReport) -> None:
 
 SUMMARY_COLUMNS = (
     "ticker", "sessions", "RMSE lstm", "RMSE naive", "ratio", "DM p", "hit rate", "up rate",
-    "cover 80%", "cover 95%", "Winkler95 ratio",
+    "cover 80%", "cover 95%", "Winkler95 ratio", "network scale",
 )  # fmt: skip
 
 
@@ -138,6 +138,7 @@ def summary_cells(ticker: str, summary: RangeSummary | None) -> list[str]:
         share(lstm["coverage_80"]),
         share(lstm["coverage_95"]),
         "-" if winkler is None else f"{winkler:.4f}",
+        f"{summary.network_scaled / summary.sessions:.0%}",
     ]
 
 

@@ -21,7 +21,7 @@ from job.db import metrics
 from job.forecasts import LEVELS, MODELS, bounds
 
 #: The forecast columns the metrics read.
-READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level)))
+READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level)), "scale", "network_scale")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ class RangeSummary:
     lstm: dict[str, Any]
     naive: dict[str, Any]
     calls: int  # sessions where the LSTM forecast a move at all (a guarded model may not)
+    network_scaled: int = 0  # sessions whose intervals the network's own scale set
 
     @property
     def rmse_ratio(self) -> float:
@@ -146,6 +147,9 @@ def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> Range
     every = slice(None)
     point = {model: matured.values[model]["predicted_close"] for model in MODELS}
     calls = int(np.sum(point["lstm"] != point["naive"]))
+    scale = matured.values["naive"]
+    network_scaled = int(np.sum(scale["scale"] == scale["network_scale"]))  # NaN equals nothing
     return RangeSummary(
-        ticker, len(matured.targets), matured.stats(every, "lstm"), matured.stats(every, "naive"), calls
-    )
+        ticker, len(matured.targets), matured.stats(every, "lstm"), matured.stats(every, "naive"), calls,
+        network_scaled,
+    )  # fmt: skip

@@ -16,6 +16,9 @@ from typing import Any
 MODELS = ("lstm", "naive")
 #: Why a stored LSTM forecast equals the naive one, said wherever that shows.
 GUARDED = "the guard keeps the LSTM at the last close until the network's own forecasts beat naive's"
+#: Where an interval's scale comes from: the network's own forecast of the next return's
+#: spread, or the transparent baseline (a HAR regression on the day's range, job.intervals).
+SCALE_SOURCES = ("network", "baseline")
 #: Interval levels, in percent, as the columns name them (`lower_80` .. `upper_95`).
 LEVELS = (80, 95)
 
@@ -36,23 +39,30 @@ class Forecast:
     lower_95: float = math.nan
     upper_95: float = math.nan
     network_close: float = math.nan  # what the network alone said, before the guard
+    scale: float = math.nan  # the next log return's standard deviation the intervals used
+    network_scale: float = math.nan  # the network's own forecast of it
+    scale_source: str | None = None  # whose `scale` is: SCALE_SOURCES
 
     def interval(self, level: int) -> tuple[float, float]:
         lower, upper = bounds(level)
         return getattr(self, lower), getattr(self, upper)
 
-    def row(self) -> dict[str, float | None]:
+    def row(self) -> dict[str, float | str | None]:
         """The `predictions` columns it fills (NULL for NaN)."""
-        return {name: None if math.isnan(value) else value for name, value in self.values().items()}
+        numbers = {name: None if math.isnan(value) else value for name, value in self.values().items()}
+        return numbers | {"scale_source": self.scale_source}
 
     def values(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in COLUMNS}
+        """Its numeric columns: what a replay carries from session to session."""
+        return {name: getattr(self, name) for name in NUMERIC}
 
     @classmethod
     def from_row(cls, row: Any) -> Forecast:
         """From a mapping or row with the columns' names (None as NaN)."""
-        return cls(**{name: math.nan if row[name] is None else float(row[name]) for name in COLUMNS})
+        numbers = {name: math.nan if row[name] is None else float(row[name]) for name in NUMERIC}
+        return cls(**numbers, scale_source=row["scale_source"])
 
 
-#: The stored columns of a forecast, in `predictions`.
+#: The stored columns of a forecast, in `predictions`; NUMERIC, those that are numbers.
 COLUMNS = tuple(field.name for field in fields(Forecast))
+NUMERIC = tuple(name for name in COLUMNS if name != "scale_source")

@@ -1,13 +1,16 @@
 """Prediction intervals that keep their coverage on returns whose volatility clusters.
 
 Conformal prediction on each model's own past out-of-sample errors, in log-return units and
-scaled by the volatility of the day they were made, with adaptive conformal inference
-(Gibbs & Candès 2021) correcting the level from the misses of recent intervals:
+scaled by a forecast of the next return's spread made on the day, with adaptive conformal
+inference (Gibbs & Candes 2021) correcting the level from the misses of recent intervals:
 
-- volatility sigma_j: an exponentially weighted (lambda 0.94) root mean square of the last
-  VOL_RETURNS log returns up to close j. A fixed window, so sigma_j is the same number
-  whatever history a process happens to hold, and it never reads a close after j.
-- score of a forecast f made as of j: |log(actual / f)| / sigma_j.
+- scale sigma_j: the forecast, as of close j, of the next log return's standard deviation,
+  from one of two sources, chosen per ticker and session (`choose`):
+  the transparent `baseline`, a HAR regression on the day's range (job.model.features:
+  Rogers-Satchell plus the overnight gap, fit on a fixed span up to j), or the `network`'s
+  own Gaussian scale, once its live forecasts have scored better (log score) on the
+  ticker's own matured sessions with a one-sided test at SCALE_P over at least SCALE_MIN.
+- score of a forecast f made as of j: |log(actual / f)| / sigma_j, sigma of today's source.
 - interval at level 1 - alpha as of t: f_t * exp(+-q sigma_t), q the ceil((n+1)(1 - a_t))/n
   empirical quantile of the last n <= WINDOW scores, where
   a_t = alpha + GAMMA * sum(alpha - miss_s) over the last WINDOW matured intervals: ACI's
@@ -16,27 +19,55 @@ scaled by the volatility of the day they were made, with adaptive conformal infe
   is used (ACI would give an infinite interval; every number stored is finite).
 
 Tuned on the 25 development series (bench/intervals.py): the settings are the textbook ones
-(RiskMetrics' lambda, a year of scores) but for GAMMA, chosen among 0.005-0.02.
+(a year of scores) but for GAMMA, chosen among 0.005-0.02: 0.02 swings the 95% level's
+width (a worse interval score), 0.005 lets one series' coverage stray over 5 points.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-LAMBDA, VOL_RETURNS = 0.94, 100
+from job.model import features
+from job.model.features import OHLCV
+from job.scores import mean_below_zero_pvalue
+
 WINDOW = 250
-GAMMA = 0.02
+GAMMA = 0.01
+#: Sessions before j that the baseline scale of session j reads.
+SCALE_SESSIONS = features.HAR_SESSIONS + features.CONTEXT
+#: The network's scale replaces the baseline's once its log score beats it, one-sided p
+#: below SCALE_P over at least SCALE_MIN matured sessions (tested every night: strict).
+SCALE_MIN, SCALE_P = 60, 0.01
 
 
-def volatility(closes: np.ndarray) -> np.ndarray:
-    """sigma_j for each close j (NaN until VOL_RETURNS returns exist)."""
-    squared = np.square(np.diff(np.log(closes)))
-    sigma = np.full(len(closes), np.nan)
-    if len(squared) >= VOL_RETURNS:
-        weights = LAMBDA ** np.arange(VOL_RETURNS - 1, -1, -1)
-        windows = np.lib.stride_tricks.sliding_window_view(squared, VOL_RETURNS)
-        sigma[VOL_RETURNS:] = np.sqrt(windows @ (weights / weights.sum()))
-    return sigma
+def baseline_scale(bars: OHLCV | np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+    """sigma_j of the baseline as of each position (default: every close; NaN until the
+    regression has enough sessions)."""
+    bars = features.as_ohlcv(bars)
+    positions = np.arange(len(bars)) if positions is None else np.asarray(positions, np.int64)
+    return features.har_scale(bars, positions)
+
+
+def log_score(realized: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Per session, the Gaussian log score (negative log-likelihood, constant dropped) of the
+    realized return under sigma rescaled by its best constant over the sessions: the intervals
+    rescale any scale by their own quantile, so only its shape over time may count."""
+    ratio = np.square(realized) / np.square(sigma)
+    level = float(np.mean(ratio))
+    return np.log(level * np.square(sigma)) + ratio / level
+
+
+def choose(realized: np.ndarray, network: np.ndarray, baseline: np.ndarray) -> str:
+    """The source of today's scale, from matured sessions: each one's realized log return and
+    both sources' scales as of its as-of session (NaN where a source had none)."""
+    known = np.isfinite(network) & np.isfinite(baseline) & (network > 0) & (baseline > 0)
+    known &= np.isfinite(realized)
+    if known.sum() < SCALE_MIN or not np.any(realized[known]):
+        return "baseline"
+    r = realized[known][-WINDOW:]
+    d = log_score(r, network[known][-WINDOW:]) - log_score(r, baseline[known][-WINDOW:])
+    p = mean_below_zero_pvalue(d)
+    return "network" if p is not None and p < SCALE_P else "baseline"
 
 
 def scores(forecast: np.ndarray, actual: np.ndarray, sigma: np.ndarray) -> np.ndarray:

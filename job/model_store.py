@@ -20,7 +20,7 @@ from job.db import get_engine
 from job.db import versions as table
 from job.errors import TickerError
 from job.files import replace_file
-from job.model import artifact
+from job.model import artifact, features
 from job.model.artifact import ArtifactError
 from job.model.core import Fit, Forecaster
 
@@ -122,17 +122,20 @@ def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> in
 
 
 def _usage(forecaster: Forecaster) -> str:
-    """How to turn closes into the forecast this model stored, in words and formulas."""
-    scaled = (
-        "x_scaled = (x - scaling.center) / scaling.scale, "
-        "y = model(x_scaled) * scaling.scale + scaling.center"
-    )
+    """How to turn bars into the forecast this model stored, in words and formulas."""
     if forecaster.preset == "seed":
-        return f"x = the last `window` closes, shape (1, window, 1); {scaled}; y is the next close."
+        return (
+            "x = the last `window` closes, shape (1, window, 1); x_scaled = (x - scaling.center[0]) "
+            "/ scaling.scale[0], y = model(x_scaled) * scaling.scale[0] + scaling.center[0]; y is the "
+            "next close."
+        )
     return (
-        f"x = the last `window` log returns ln(close_t / close_t-1), shape (1, window, 1); {scaled}; "
-        "the network's next close = last close * exp(y). nightcast's stored LSTM forecast is last close "
-        "* exp(shrink * y) while the guard's live test passes, else the last close."
+        f"x = the last `window` sessions of the columns {', '.join(features.NAMES)} (nightcast's "
+        "job.model.features.table of the stored bars), shape (1, window, inputs); x_scaled = (x - "
+        "scaling.center) / scaling.scale per column; (m, v) = model(x_scaled): the next log return's mean "
+        "m * scaling.scale[0] + scaling.center[0] and standard deviation exp(v / 2) * scaling.scale[0]. "
+        "The network's next close = last close * exp(mean). nightcast's stored LSTM forecast is last close "
+        "* exp(shrink * mean) while the guard's live test passes, else the last close."
     )
 
 

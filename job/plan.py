@@ -24,8 +24,9 @@ from job.db.bars import read_bars
 from job.db.flags import revisions_since
 from job.db.forecasts import forecast_dates, recent_forecasts
 from job.errors import TickerError
-from job.forecasts import COLUMNS, MODELS
+from job.forecasts import COLUMNS, MODELS, NUMERIC
 from job.model import ArtifactError
+from job.model.features import OHLCV
 from job.model_store import load_latest
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,11 @@ class Plan:
     parent_id: int | None
 
 
-def read_closes(conn: sa.Connection, ticker: str, through: dt.date) -> tuple[np.ndarray, np.ndarray]:
-    """The ticker's stored sessions up to `through`, as (datetime64[D] dates, float closes)."""
+def read_prices(conn: sa.Connection, ticker: str, through: dt.date) -> tuple[np.ndarray, OHLCV]:
+    """The ticker's stored sessions up to `through`, as (datetime64[D] dates, bars)."""
     dates, columns = read_bars(conn, ticker, last=through)
-    return dates.astype("datetime64[D]"), columns["close"]
+    bars = OHLCV(*(columns[name] for name in ("close", "open", "high", "low", "volume")))
+    return dates.astype("datetime64[D]"), bars
 
 
 def plan(
@@ -62,7 +64,7 @@ def plan(
     `start` (whose forecast targets `start`). `retrain`: one from-scratch training as of the
     horizon's last stored session, whatever is stored (`nightcast train`).
     """
-    dates, closes = read_closes(conn, ticker, horizon)
+    dates, bars = read_prices(conn, ticker, horizon)
     if not len(dates):
         raise TickerError(ticker, f"no stored prices on or before {horizon}")
     todo = dates[-1:] if retrain else _pending(conn, ticker, dates, horizon, start, calendar)
@@ -76,12 +78,13 @@ def plan(
     if state.last_retrain is not None:
         keep.append(int(np.searchsorted(dates, state.last_retrain)))
     if len(state.recent.as_of):  # ...and the volatility of the day each was made
-        keep.append(int(np.searchsorted(dates, state.recent.as_of[0])) - intervals.VOL_RETURNS - 1)
+        keep.append(int(np.searchsorted(dates, state.recent.as_of[0])) - intervals.SCALE_SESSIONS - 1)
     lo = 0 if settings.model.preset == "seed" else max(0, min(keep))  # seed trains on all it gets
     targets = np.array([calendar.next_session(d.astype(dt.date)) for d in todo], "datetime64[D]")
     task = Task(
-        ticker, dates[lo:], closes[lo:], todo, targets, state, settings.model, settings.policy, retrain
-    )
+        ticker, dates[lo:], bars.close[lo:], todo, targets, state, settings.model, settings.policy, retrain,
+        bars[lo:],
+    )  # fmt: skip
     return Plan(task, parent_id)
 
 
@@ -145,7 +148,7 @@ def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:
         np.array([by_target[t][MODELS[0]].as_of_date for t in kept], "datetime64[D]"),  # every model's
         {
             model: {
-                name: np.array([_number(by_target[t][model], name) for t in kept], float) for name in COLUMNS
+                name: np.array([_number(by_target[t][model], name) for t in kept], float) for name in NUMERIC
             }
             for model in MODELS
         },

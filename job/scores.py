@@ -40,9 +40,14 @@ def dm_pvalue(errors: np.ndarray, baseline_errors: np.ndarray) -> float | None:
     `baseline_errors`, one-step forecasts, with the Harvey-Leybourne-Newbold small-sample
     correction (Student t, n - 1 degrees of freedom). None when there is nothing to test:
     fewer than 3 pairs, or identical squared errors throughout."""
+    return mean_below_zero_pvalue(np.square(errors) - np.square(baseline_errors))
+
+
+def mean_below_zero_pvalue(d: np.ndarray) -> float | None:
+    """Diebold-Mariano's test on loss differences `d` (one-step, HLN-corrected): the
+    one-sided p-value that their mean is below zero; None for fewer than 3 or constant ones."""
     from scipy.special import stdtr
 
-    d = np.square(errors) - np.square(baseline_errors)
     n = len(d)
     variance = float(np.mean(np.square(d - d.mean()))) if n else 0.0
     if n < 3 or variance == 0.0:

@@ -123,6 +123,12 @@ def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list
         lines.append(f"forecast: {shown.target_date} (as of {shown.as_of_date}): " + ", ".join(parts))
         if lstm is not None and naive is not None and lstm.predicted_close == naive.predicted_close:
             lines.append(f"guard:    lstm = naive: {GUARDED}")
+        if shown.scale is not None:
+            own = "none" if shown.network_scale is None else f"{shown.network_scale:.2%}"
+            source = shown.scale_source
+            lines.append(
+                f"scale:    {shown.scale:.2%} a session from the {source} (the network's own: {own})"
+            )
     model = state.model
     if model is None:
         lines.append("model:    none trained yet")

@@ -26,7 +26,8 @@ from tests.conftest import SAMPLE_CSV, tiny_settings
 START, TAMPER_AFTER, END = date(2020, 5, 1), date(2020, 5, 15), date(2020, 5, 29)
 PREDICTIONS = (
     "SELECT ticker, target_date, model, as_of_date, predicted_close, lower_80, upper_80, lower_95, "
-    "upper_95, network_close FROM predictions ORDER BY ticker, target_date, model"
+    "upper_95, network_close, scale, network_scale, scale_source FROM predictions "
+    "ORDER BY ticker, target_date, model"
 )
 METRICS = "SELECT * FROM rolling_metrics ORDER BY ticker, date, model, window_days"
 VERSIONS = (
@@ -68,6 +69,7 @@ def test_tampering_after_a_date_changes_no_forecast_up_to_it(
     later = pd.to_datetime(frame["Date"]).dt.date > TAMPER_AFTER
     for column in ("Open", "High", "Low", "Close", "Adj Close"):
         frame.loc[later, column] *= 1.5  # a large change, below what job.anomalies flags
+    frame.loc[later, "Volume"] *= 3  # the network reads volume too
     tampered_folder = write_csv(tmp_path / "tampered", frame)
     tampered = make_db()
     assert main(backfill_args(migrated_url, sample_folder)) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from job.config import ModelParams
-from job.model import Fit, Forecaster, network, train, update, windows
+from job.model import Fit, Forecaster, features, network, train, update, windows
 from job.model.core import min_train_closes, shrink_factor
 from job.model.lstm import Spec
 
@@ -43,7 +43,7 @@ def fit(closes: np.ndarray) -> Fit:
 
 
 def test_training_reports_what_it_did(fit: Fit) -> None:
-    n_windows = TINY.train_sessions - 1 - TINY.window
+    n_windows = TINY.train_sessions - windows.min_closes(TINY.window, "default")
     assert fit.n_samples == n_windows - round(n_windows * TINY.validation_fraction)
     assert 1 <= fit.epochs <= TINY.max_epochs
     assert np.isfinite(fit.train_loss) and fit.val_loss is not None
@@ -110,14 +110,14 @@ def test_a_forecast_reads_only_closes_up_to_the_as_of_session(closes: np.ndarray
 
 
 def test_forecast_many_equals_forecast_elementwise(closes: np.ndarray, fit: Fit) -> None:
-    as_of = np.arange(TINY.window, len(closes), 37)
+    as_of = np.arange(windows.min_closes(TINY.window, "default") - 1, len(closes), 37)
     many = fit.forecaster.forecast_many(closes, as_of)
     one_by_one = [fit.forecaster.forecast(closes[: j + 1]) for j in as_of]
     np.testing.assert_allclose(many, one_by_one, rtol=1e-12)
 
 
 def test_update_uses_a_fixed_number_of_recent_windows(fit: Fit) -> None:
-    expected = TINY.update_sessions - 1 - TINY.window
+    expected = TINY.update_sessions - TINY.window
     short, long = _walk(500, seed=1), _walk(2500, seed=2)
     assert update(fit.forecaster, short, TINY).n_samples == expected
     assert update(fit.forecaster, long, TINY).n_samples == expected
@@ -189,14 +189,13 @@ def test_numpy_forward_matches_the_keras_model(tmp_path: Path, closes: np.ndarra
     network.save_keras(fit.forecaster.spec, fit.forecaster.weights, tmp_path / "m.keras")
     model = keras.saving.load_model(tmp_path / "m.keras")
     x = fit.forecaster.scaling.apply(
-        windows.forecast_inputs(closes, np.arange(10, 399), TINY.window, "default")
+        windows.forecast_inputs(closes, np.arange(40, 399), TINY.window, "default")
     )
     from job.model.lstm import predict
 
+    assert x.shape[2] == len(features.NAMES)
     np.testing.assert_allclose(
-        predict(fit.forecaster.weights, x),
-        np.asarray(model(x[:, :, None].astype(np.float32)))[:, 0],
-        atol=1e-5,
+        predict(fit.forecaster.weights, x), np.asarray(model(x.astype(np.float32))), atol=1e-5
     )
 
 

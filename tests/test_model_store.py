@@ -159,5 +159,5 @@ def test_artifacts_are_the_same_bytes_whenever_they_are_written(
     loaded = artifact.unpack(first)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.weights, fit.forecaster.weights, strict=True))
     with np.load(io.BytesIO(first)) as npz:  # a plain .npz to numpy
-        assert json.loads(npz["forecaster.json"])["format"] == "nightcast-forecaster/2"
+        assert json.loads(npz["forecaster.json"])["format"] == "nightcast-forecaster/3"
         assert np.array_equal(npz["00_lstm_kernel"], fit.forecaster.weights[0])

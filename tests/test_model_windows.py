@@ -19,15 +19,17 @@ def test_supervised_pairs_are_consecutive_values() -> None:
 
 def test_scaling_stats_of_a_training_span_ignore_everything_after_it() -> None:
     closes = _walk(300)
-    returns = windows.series(closes, "default")
+    table = windows.series(closes, "default")
     span = windows.training_span(200, 10)
-    tampered = returns.copy()
+    tampered = table.copy()
     tampered[span:] *= 10
-    assert windows.fit_standard(returns[:span]) == windows.fit_standard(tampered[:span])
-    assert windows.fit_standard(returns[:span]) != windows.fit_standard(tampered)
-    # The training windows read exactly returns[:span]: inputs and targets alike.
-    x, y = windows.supervised(returns, 10)
-    assert np.array_equal(np.union1d(x[:200].ravel(), y[:200]), np.unique(returns[:span]))
+    assert windows.fit_standard(table[:span]) == windows.fit_standard(tampered[:span])
+    assert windows.fit_standard(table[:span]) != windows.fit_standard(tampered)
+    # The training windows read exactly table[:span]: inputs, and targets (its return column).
+    x, y = windows.supervised(table, 10)
+    rows = np.concatenate([x[:200].reshape(-1, table.shape[1]), table[10:span]])
+    assert np.array_equal(np.unique(rows, axis=0), np.unique(table[:span], axis=0))
+    assert np.array_equal(y[:200], table[10:span, 0])
 
 
 def test_minmax_maps_the_training_range_to_unit_interval() -> None:
@@ -54,11 +56,11 @@ def test_forecast_inputs_read_nothing_after_the_as_of_close(preset: windows.Pres
 
 
 def test_forecast_inputs_match_the_training_windows() -> None:
-    closes = _walk(50)
-    returns = windows.series(closes, "default")
-    x, _ = windows.supervised(returns, 5)
-    # Training window i forecasts the return into close i + 6, i.e. as of close i + 5.
-    assert np.allclose(windows.forecast_inputs(closes, np.arange(5, 48), 5, "default"), x[:43])
+    closes = _walk(80)
+    x, _ = windows.supervised(windows.series(closes, "default"), 5)
+    # Training window i forecasts the return into close i + 5 + CONTEXT, as of the close before.
+    first = windows.min_closes(5, "default") - 1
+    assert np.allclose(windows.forecast_inputs(closes, np.arange(first, 78), 5, "default"), x[: 78 - first])
 
 
 def test_bad_closes_are_rejected() -> None:

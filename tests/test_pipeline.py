@@ -32,7 +32,8 @@ def rows(url: str, sql: str) -> list[tuple]:
 
 PREDICTIONS = (
     "SELECT ticker, target_date, model, as_of_date, predicted_close, model_version_id, lower_80, upper_80, "
-    "lower_95, upper_95, network_close FROM predictions ORDER BY ticker, target_date, model"
+    "lower_95, upper_95, network_close, scale, network_scale, scale_source FROM predictions "
+    "ORDER BY ticker, target_date, model"
 )
 METRICS = "SELECT * FROM rolling_metrics ORDER BY ticker, date, model, window_days"
 

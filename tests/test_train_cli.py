@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, model_versions
+from job.model import features
+from job.model.features import OHLCV
 from job.sources import SampleSource
 
 
@@ -58,19 +60,22 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
         loaded = load_latest(conn, "TSLA")
     assert loaded is not None
     model = keras.saving.load_model(out)
-    x = np.random.default_rng(0).normal(size=(7, loaded.forecaster.spec.window)).astype(np.float32)
-    np.testing.assert_allclose(
-        np.asarray(model(x[:, :, None]))[:, 0], predict(loaded.forecaster.weights, x), atol=1e-5
-    )
-    # The recipe beside it is enough to turn closes into the network's forecast.
+    spec = loaded.forecaster.spec
+    x = np.random.default_rng(0).normal(size=(7, spec.window, spec.inputs)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(model(x)), predict(loaded.forecaster.weights, x), atol=1e-5)
+    # The recipe beside it is enough to turn bars into the network's forecast and scale.
     recipe = json.loads(recipe_path.read_text())
-    closes = SampleSource().fetch("TSLA", dt.date(2020, 1, 2), dt.date(2020, 6, 30))["close"].to_numpy()
-    returns = np.diff(np.log(closes))[-recipe["window"] :]
+    frame = SampleSource().fetch("TSLA", dt.date(2019, 1, 2), dt.date(2020, 6, 30))
+    bars = OHLCV(*(frame[c].to_numpy(dtype=float) for c in ("close", "open", "high", "low", "volume")))
+    rows = features.table(bars)[-recipe["window"] :]
     scaling = recipe["scaling"]
-    scaled = ((returns - scaling["center"]) / scaling["scale"]).astype(np.float32)[None, :, None]
-    y = float(np.asarray(model(scaled))[0, 0]) * scaling["scale"] + scaling["center"]
-    assert recipe["model_version_id"] == 1 and "log returns" in recipe["usage"]
-    assert closes[-1] * np.exp(y) == pytest.approx(loaded.forecaster.network_forecast(closes), rel=1e-5)
+    scaled = ((rows - np.array(scaling["center"])) / np.array(scaling["scale"])).astype(np.float32)[None]
+    mean, log_var = np.asarray(model(scaled))[0]
+    y = float(mean) * scaling["scale"][0] + scaling["center"][0]
+    assert recipe["model_version_id"] == 1 and "log return" in recipe["usage"]
+    assert bars.close[-1] * np.exp(y) == pytest.approx(loaded.forecaster.network_forecast(bars), rel=1e-5)
+    sd = float(np.exp(log_var / 2)) * scaling["scale"][0]
+    assert sd == pytest.approx(loaded.forecaster.scale(bars), rel=1e-5)
     for args, message in (
         (["--ticker", "NOPE", "--out", str(out)], "NOPE: no model version stored for this ticker"),
         (["--ticker", "TSLA", "--version", "99", "--out", str(out)], "TSLA: no version 99 stored"),

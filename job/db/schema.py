@@ -112,6 +112,10 @@ predictions = sa.Table(
         sa.Column(c, Price, info=IN_PRICE_UNITS)
         for c in ("lower_80", "upper_80", "lower_95", "upper_95", "network_close")
     ),
+    # Standard deviations of the next log return: free of units, so a re-basing leaves them.
+    sa.Column("scale", sa.Double),
+    sa.Column("network_scale", sa.Double),
+    sa.Column("scale_source", sa.String(16)),
     sa.Index(None, "target_date"),
     sa.Index(None, "ticker", "as_of_date"),
 )
@@ -190,6 +194,9 @@ prediction_errors = sa.table(
             "lower_95",
             "upper_95",
             "network_close",
+            "scale",
+            "network_scale",
+            "scale_source",
             "inside_80",
             "inside_95",
         )
@@ -210,6 +217,9 @@ latest_predictions = sa.table(
     sa.column("implied_change_pct", sa.Double),
     sa.column("model_version_id", sa.Integer),
     *(sa.column(bound, Price) for bound in ("lower_80", "upper_80", "lower_95", "upper_95")),
+    sa.column("scale", sa.Double),
+    sa.column("network_scale", sa.Double),
+    sa.column("scale_source", sa.String(16)),
 )
 
 model_skill = sa.table(

@@ -1,8 +1,8 @@
 """Model artifacts: the bytes stored in `model_versions.artifact`.
 
-Format (version 2): a zip archive that `numpy.load` opens as an `.npz`:
-- `forecaster.json`: preset, architecture, the scaling statistics of the training window and
-  the shrink factor;
+Format (version 3): a zip archive that `numpy.load` opens as an `.npz`:
+- `forecaster.json`: preset, architecture (with its inputs per session and outputs), the
+  scaling statistics of the training window (per input column) and the shrink factor;
 - one `.npy` per weight array, in Keras' `get_weights` order (`00_lstm_kernel.npy`, ...);
 - `calibration.npy`: the validation-tail scores its prediction intervals start from.
 Written deterministically (fixed entry times, sorted keys): the same model gives the same
@@ -25,7 +25,7 @@ from job.model.core import Forecaster
 from job.model.lstm import Spec, shapes
 from job.model.windows import Scaling
 
-FORMAT = "nightcast-forecaster/2"
+FORMAT = "nightcast-forecaster/3"
 WEIGHT_NAMES = (
     "lstm_kernel", "lstm_recurrent_kernel", "lstm_bias",
     "lstm_1_kernel", "lstm_1_recurrent_kernel", "lstm_1_bias",
@@ -50,10 +50,12 @@ def describe(forecaster: Forecaster) -> dict[str, Any]:
         "window": forecaster.spec.window,
         "lstm_units": list(forecaster.spec.lstm_units),
         "dense_units": forecaster.spec.dense_units,
+        "inputs": forecaster.spec.inputs,
+        "outputs": forecaster.spec.outputs,
         "scaling": {
             "kind": forecaster.scaling.kind,
-            "center": forecaster.scaling.center,
-            "scale": forecaster.scaling.scale,
+            "center": list(forecaster.scaling.center),
+            "scale": list(forecaster.scaling.scale),
         },
         "shrink": forecaster.shrink,
     }
@@ -93,10 +95,14 @@ def unpack(data: bytes) -> Forecaster:
             raise ValueError(f"unknown artifact format {meta.get('format')!r}")
         weights = tuple(npz[name] for name in sorted(npz.files) if name[:2].isdigit())
         calibration = npz["calibration"]
-    spec = Spec(int(meta["window"]), tuple(int(u) for u in meta["lstm_units"]), int(meta["dense_units"]))
+    spec = Spec(
+        int(meta["window"]), tuple(int(u) for u in meta["lstm_units"]), int(meta["dense_units"]),
+        int(meta["inputs"]), int(meta["outputs"]),
+    )  # fmt: skip
     if [w.shape for w in weights] != shapes(spec):
         raise ValueError(f"weight shapes {[w.shape for w in weights]} do not fit {spec}")
-    scaling = Scaling(
-        meta["scaling"]["kind"], float(meta["scaling"]["center"]), float(meta["scaling"]["scale"])
-    )
+    center, scale = (tuple(float(v) for v in meta["scaling"][name]) for name in ("center", "scale"))
+    if len(center) != len(scale) or len(center) != spec.inputs:
+        raise ValueError(f"scaling of {len(center)} columns does not fit {spec}")
+    scaling = Scaling(meta["scaling"]["kind"], center, scale)
     return Forecaster(meta["preset"], spec, weights, scaling, float(meta["shrink"]), calibration)

@@ -1,8 +1,10 @@
 """Train, fine-tune and forecast: the model behind one small interface.
 
-The default preset learns the next session's log return from the last `window` log returns,
-both scaled with statistics of the training windows only; forecast = last close x
-exp(k x predicted return).
+The default preset reads the last `window` sessions of whole bars (job.model.features) and
+forecasts the next log return's distribution: a Gaussian's mean and log variance, trained on
+its negative log-likelihood, inputs and target scaled with statistics of the training
+windows only. Point forecast = last close x exp(k x mean); the standard deviation is the
+network's own scale of the next return, which the intervals may use (job.compute decides).
 
 Why `k` (the guard): on daily closes the naive forecast "tomorrow = today" is very hard to
 beat and an LSTM's raw return prediction is mostly noise, so a raw forecast is usually worse
@@ -28,7 +30,8 @@ import numpy as np
 
 from job import intervals
 from job.config import ModelParams
-from job.model import lstm, network, windows
+from job.model import features, lstm, network, windows
+from job.model.features import OHLCV
 from job.model.lstm import Spec, Weights
 from job.model.windows import Preset, Scaling
 from job.scores import rmse
@@ -60,28 +63,46 @@ class Forecaster:
         split re-basing the history): returns do, the seed preset's levels do not."""
         return self.preset != "seed"
 
-    def forecast(self, closes: np.ndarray) -> float:
-        """The next close, given chronological closes up to and including the as-of session."""
-        closes = windows.check_closes(closes)
-        return float(self.forecast_many(closes, np.array([len(closes) - 1]))[0])
+    def forecast(self, prices: OHLCV | np.ndarray) -> float:
+        """The next close, given chronological bars (or closes) up to and including the as-of session."""
+        bars = windows.check_closes(prices)
+        return float(self.forecast_many(bars, np.array([len(bars) - 1]))[0])
 
-    def forecast_many(self, closes: np.ndarray, as_of_index: np.ndarray) -> np.ndarray:
-        """Forecasts of `closes[j + 1]` for each j in `as_of_index`, each reading `closes[: j + 1]`."""
-        closes = windows.check_closes(closes)
-        idx = np.asarray(as_of_index, dtype=np.int64)
-        raw = self.raw(windows.forecast_inputs(closes, idx, self.spec.window, self.preset))
+    def forecast_many(self, prices: OHLCV | np.ndarray, as_of_index: np.ndarray) -> np.ndarray:
+        """Forecasts of `close[j + 1]` for each j in `as_of_index`, each reading bars `[: j + 1]`."""
+        mean, _ = self.distribution_many(prices, as_of_index)
         if self.preset == "seed":
-            return raw
+            return mean
+        closes = windows.check_closes(prices).close[np.asarray(as_of_index, dtype=np.int64)]
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network: callers refuse it
-            return closes[idx] * np.exp(self.shrink * raw)
+            return closes * np.exp(self.shrink * mean)
 
-    def network_forecast(self, closes: np.ndarray) -> float:
+    def scale(self, prices: OHLCV | np.ndarray) -> float:
+        """The network's standard deviation of the next log return (NaN for the seed preset)."""
+        bars = windows.check_closes(prices)
+        return float(self.distribution_many(bars, np.array([len(bars) - 1]))[1][0])
+
+    def distribution_many(
+        self, prices: OHLCV | np.ndarray, as_of_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per as-of index, the next value's (mean, standard deviation) as the network says
+        them, unscaled: a log return's for the default preset (a close and NaN for `seed`)."""
+        bars = windows.check_closes(prices)
+        idx = np.asarray(as_of_index, dtype=np.int64)
+        return self.raw(windows.forecast_inputs(bars, idx, self.spec.window, self.preset))
+
+    def network_forecast(self, prices: OHLCV | np.ndarray) -> float:
         """The next close as the network alone says it (k = 1), before the guard's say."""
-        return replace(self, shrink=1.0).forecast(closes)
+        return replace(self, shrink=1.0).forecast(prices)
 
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """Unscaled network output (a log return, or a close for the seed preset) per input row."""
-        return self.scaling.invert(lstm.predict(self.weights, self.scaling.apply(x)).astype(np.float64))
+    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unscaled network output per input row: (mean, standard deviation) of the next log
+        return, or (close, NaN) for the seed preset."""
+        output = lstm.predict(self.weights, self.scaling.apply(x)).astype(np.float64)
+        if output.ndim == 1:
+            return self.scaling.invert(output), np.full(len(output), np.nan)
+        sd = np.exp(0.5 * np.clip(output[:, 1], *lstm.LOG_VARIANCE))
+        return self.scaling.invert(output[:, 0]), self.scaling.invert_scale(sd)
 
 
 @dataclass(frozen=True)
@@ -101,8 +122,9 @@ class Fit:
 
 
 def spec_of(params: ModelParams) -> Spec:
-    window = TUTORIAL_WINDOW if params.preset == "seed" else params.window
-    return Spec(window, tuple(params.lstm_units), params.dense_units)
+    if params.preset == "seed":
+        return Spec(TUTORIAL_WINDOW, tuple(params.lstm_units), params.dense_units)
+    return Spec(params.window, tuple(params.lstm_units), params.dense_units, len(features.NAMES), 2)
 
 
 def _split(n_windows: int, validation_fraction: float) -> tuple[int, int]:
@@ -113,51 +135,59 @@ def _split(n_windows: int, validation_fraction: float) -> tuple[int, int]:
 
 def min_train_closes(params: ModelParams) -> int:
     """The fewest closes a default-preset retrain accepts (one number, whatever the split)."""
-    n = params.window + 1
-    while _split(n - 1 - params.window, params.validation_fraction)[0] < MIN_TRAIN_WINDOWS:
+    n = windows.min_closes(params.window, "default")
+    while (
+        _split(n - windows.min_closes(params.window, "default"), params.validation_fraction)[0]
+        < MIN_TRAIN_WINDOWS
+    ):
         n += 1
     return n
 
 
-def train(closes: np.ndarray, params: ModelParams) -> Fit:
-    """Train from scratch on closes ending at the as-of session: the most recent
+def train(prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
+    """Train from scratch on bars (or closes) ending at the as-of session: the most recent
     `train_sessions` of them, the last `validation_fraction` of the windows held out for early
     stopping, k and the calibration scores. Deterministic for a given seed."""
-    closes = windows.check_closes(closes)
+    bars = windows.check_closes(prices)
     spec = spec_of(params)
     if params.preset == "seed":
+        closes = bars.close
         scaling = windows.fit_minmax(closes)
         x, y = windows.supervised(scaling.apply(closes), spec.window)
         if len(y) == 0:
             raise ValueError(f"too few closes to train: {len(closes)}")
-        result = _converged(network.train_tutorial(spec, x, y, seed=params.seed, epochs=TUTORIAL_EPOCHS))
+        result = _converged(
+            network.train_tutorial(spec, x[:, :, None], y, seed=params.seed, epochs=TUTORIAL_EPOCHS)
+        )
         forecaster = Forecaster("seed", spec, result.weights, scaling, 1.0)
         return Fit(forecaster, result.epochs, len(y), len(closes), result.train_loss)
-    closes = closes[-params.train_sessions :]
-    returns = windows.series(closes, "default")
-    x, y = windows.supervised(returns, spec.window)
+    bars = bars[-params.train_sessions :]
+    table = windows.series(bars, "default")
+    x, y = windows.supervised(table, spec.window)
     n_train = _split(len(y), params.validation_fraction)[0]
     if n_train < MIN_TRAIN_WINDOWS:
         need = min_train_closes(params)
         raise ValueError(
-            f"too few closes to train: {len(closes)} (need at least {need} for window {spec.window})"
+            f"too few closes to train: {len(bars)} (need at least {need} for window {spec.window})"
         )
-    scaling = windows.fit_standard(returns[: windows.training_span(n_train, spec.window)])
-    xs, ys = scaling.apply(x), scaling.apply(y)
+    scaling = windows.fit_standard(table[: windows.training_span(n_train, spec.window)])
+    xs, ys = scaling.apply(x), scaling.apply_column(y, features.RET)
     result = _converged(network.train_loop(
         spec, network.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
         y_val=ys[n_train:], learning_rate=params.learning_rate, batch_size=params.batch_size,
         max_epochs=params.max_epochs, patience=params.patience, seed=params.seed,
     ))  # fmt: skip
     unshrunk = Forecaster("default", spec, result.weights, scaling, 1.0)
-    shrink = shrink_factor(unshrunk.raw(x[n_train:]), y[n_train:]) if params.guard else 1.0
+    shrink = shrink_factor(unshrunk.raw(x[n_train:])[0], y[n_train:]) if params.guard else 1.0
     forecaster = Forecaster("default", spec, result.weights, scaling, shrink)
-    as_of = np.arange(n_train + spec.window, len(closes) - 1)  # the validation windows' as-of closes
-    predicted, actual = forecaster.forecast_many(closes, as_of), closes[as_of + 1]
-    calibration = intervals.scores(predicted, actual, intervals.volatility(closes)[as_of])
+    closes = bars.close
+    # The validation windows' as-of sessions: window i's last row is session i + window - 1 + CONTEXT.
+    as_of = np.arange(n_train, len(y)) + spec.window - 1 + features.CONTEXT
+    predicted, actual = forecaster.forecast_many(bars, as_of), closes[as_of + 1]
+    calibration = intervals.scores(predicted, actual, intervals.baseline_scale(bars, as_of))
     return Fit(
         Forecaster("default", spec, result.weights, scaling, shrink, calibration[np.isfinite(calibration)]),
-        result.epochs, n_train, len(closes), result.train_loss, result.val_loss,
+        result.epochs, n_train, len(bars), result.train_loss, result.val_loss,
         rmse(predicted, actual), rmse(closes[as_of], actual),
     )  # fmt: skip
 
@@ -184,28 +214,24 @@ def shrink_factor(predicted: np.ndarray, realized: np.ndarray) -> float:
     return float(np.clip(k, 0.0, 1.0))
 
 
-def update(previous: Forecaster, closes: np.ndarray, params: ModelParams) -> Fit:
-    """Fine-tune `previous` on the windows of the last `update_sessions` closes (a fixed cost),
+def update(previous: Forecaster, prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
+    """Fine-tune `previous` on the windows of the last `update_sessions` bars (a fixed cost),
     keeping its scaling, k and calibration: the inputs stay on the scale it learned, and
     there is no held-out data to refit the others on."""
-    closes = windows.check_closes(closes)
+    bars = windows.check_closes(prices)
     if not previous.suits(params):
         raise ValueError("the model's architecture differs from the parameters: retrain instead of update")
-    recent = closes[-params.update_sessions :]
+    # A default-preset window needs CONTEXT earlier sessions for its first row.
+    recent = bars[-params.update_sessions - windows.min_closes(0, previous.preset) :]
     x, y = windows.supervised(windows.series(recent, previous.preset), previous.spec.window)
     if len(y) == 0:
-        raise ValueError(f"too few closes to update: {len(closes)}")
+        raise ValueError(f"too few closes to update: {len(bars)}")
+    x = x if x.ndim == 3 else x[:, :, None]
     result = _converged(network.train_loop(
-        previous.spec, previous.weights, previous.scaling.apply(x), previous.scaling.apply(y), x_val=None,
-        y_val=None, learning_rate=params.update_learning_rate, batch_size=params.batch_size,
+        previous.spec, previous.weights, previous.scaling.apply(x),
+        previous.scaling.apply_column(y, 0 if previous.preset == "seed" else features.RET),
+        x_val=None, y_val=None, learning_rate=params.update_learning_rate, batch_size=params.batch_size,
         max_epochs=params.update_epochs, patience=params.patience, seed=params.seed,
     ))  # fmt: skip
-    forecaster = Forecaster(
-        previous.preset,
-        previous.spec,
-        result.weights,
-        previous.scaling,
-        previous.shrink,
-        previous.calibration,
-    )
+    forecaster = replace(previous, weights=result.weights)
     return Fit(forecaster, result.epochs, len(y), len(recent), result.train_loss)

@@ -16,18 +16,24 @@ Weights = tuple[np.ndarray, ...]
 
 @dataclass(frozen=True)
 class Spec:
-    """Architecture: LSTM(units[0], return_sequences) -> LSTM(units[1]) -> Dense(dense) -> Dense(1)."""
+    """Architecture: LSTM(units[0], return_sequences) -> LSTM(units[1]) -> Dense(dense) ->
+    Dense(outputs), reading `inputs` values per session. One output is a point (trained on
+    squared error); two are a Gaussian's mean and log variance (trained on its negative
+    log-likelihood)."""
 
     window: int
     lstm_units: tuple[int, int]
     dense_units: int
+    inputs: int = 1
+    outputs: int = 1
 
 
 def shapes(spec: Spec) -> list[tuple[int, ...]]:
     """The shapes of a Spec's weight arrays, in Keras' `get_weights` order."""
     (u1, u2), d = spec.lstm_units, spec.dense_units
-    lstms = [shape for n, u in ((1, u1), (u1, u2)) for shape in ((n, 4 * u), (u, 4 * u), (4 * u,))]
-    return [*lstms, (u2, d), (d,), (d, 1), (1,)]
+    pairs = ((spec.inputs, u1), (u1, u2))
+    lstms = [shape for n, u in pairs for shape in ((n, 4 * u), (u, 4 * u), (4 * u,))]
+    return [*lstms, (u2, d), (d,), (d, spec.outputs), (spec.outputs,)]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -52,8 +58,23 @@ def _lstm(inputs: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: n
 
 
 def predict(weights: Weights, x: np.ndarray) -> np.ndarray:
-    """The network's output for each row of `x` (shape (n, window)), float32, in numpy."""
+    """The network's output for each row of `x` (shape (n, window), or (n, window, inputs)),
+    float32, in numpy: shape (n,) for one output, (n, outputs) for more."""
     k1, r1, b1, k2, r2, b2, d1, e1, d2, e2 = weights
-    hidden = _lstm(np.asarray(x, np.float32)[:, :, None], k1, r1, b1)
+    x = np.asarray(x, np.float32)
+    hidden = _lstm(x[:, :, None] if x.ndim == 2 else x, k1, r1, b1)
     last = _lstm(hidden, k2, r2, b2)[:, -1]
-    return ((last @ d1 + e1) @ d2 + e2)[:, 0]
+    out = (last @ d1 + e1) @ d2 + e2
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+#: Log variances the distribution's output is held to: a standard deviation between 0.7%
+#: and 150 times the training returns' own, so one flat or wild stretch cannot overflow.
+LOG_VARIANCE = (-10.0, 10.0)
+
+
+def gaussian_nll(output: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per row, the Gaussian negative log-likelihood (constant dropped) of `y` under the
+    network's (mean, log variance): the proper score it is trained and validated on."""
+    log_var = np.clip(output[:, 1], *LOG_VARIANCE)
+    return 0.5 * (log_var + np.square(y - output[:, 0]) * np.exp(-log_var))

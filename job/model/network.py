@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from job.model.lstm import Spec, Weights, predict
+from job.model.lstm import LOG_VARIANCE, Spec, Weights, gaussian_nll, predict
 
 T = TypeVar("T")
 _building = threading.RLock()  # re-entrant: a trainer's build loads Keras and builds a model
@@ -78,7 +78,7 @@ def build_model(spec: Spec, *, unroll: bool = False, seed: int | None = None) ->
 
     return keras.Sequential(
         [
-            keras.Input((spec.window, 1)),
+            keras.Input((spec.window, spec.inputs)),
             keras.layers.LSTM(
                 spec.lstm_units[0], return_sequences=True, unroll=unroll,
                 kernel_initializer=seeded("GlorotUniform", 0), recurrent_initializer=seeded("Orthogonal", 1),
@@ -88,7 +88,7 @@ def build_model(spec: Spec, *, unroll: bool = False, seed: int | None = None) ->
                 kernel_initializer=seeded("GlorotUniform", 2), recurrent_initializer=seeded("Orthogonal", 3),
             ),
             keras.layers.Dense(spec.dense_units, kernel_initializer=seeded("GlorotUniform", 4)),
-            keras.layers.Dense(1, kernel_initializer=seeded("GlorotUniform", 5)),
+            keras.layers.Dense(spec.outputs, kernel_initializer=seeded("GlorotUniform", 5)),
         ]
     )  # fmt: skip
 
@@ -111,10 +111,20 @@ class _Trainer:
         self.optimizer = keras.optimizers.Adam()
         self.optimizer.build(self.model.trainable_variables)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, spec.window]), tf.TensorSpec([None])])
+        low, high = LOG_VARIANCE
+
+        def loss_of(output: Any, y: Any) -> Any:  # lstm.predict's losses, in TensorFlow
+            if spec.outputs == 1:
+                return tf.reduce_mean(tf.square(output[:, 0] - y))
+            log_var = tf.clip_by_value(output[:, 1], low, high)
+            return tf.reduce_mean(0.5 * (log_var + tf.square(y - output[:, 0]) * tf.exp(-log_var)))
+
+        signature = [tf.TensorSpec([None, spec.window, spec.inputs]), tf.TensorSpec([None])]
+
+        @tf.function(input_signature=signature)
         def step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(self.model(x[:, :, None], training=True)[:, 0] - y))
+                loss = loss_of(self.model(x, training=True), y)
             grads = tape.gradient(loss, self.model.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
             return loss
@@ -165,7 +175,8 @@ def train_loop(
     patience: int,
     seed: int,
 ) -> TrainResult:
-    """Shuffled mini-batch Adam/MSE from `weights`.
+    """Shuffled mini-batch Adam from `weights`, on squared error or, for a distribution,
+    its negative log-likelihood (`loss`). `x`: (n, window, inputs).
 
     With a validation set: early stopping after `patience` epochs without improvement and the
     best epoch's weights restored. Without one: exactly `max_epochs` epochs (fine-tuning).
@@ -186,7 +197,7 @@ def train_loop(
         for epoch in range(1, max_epochs + 1):
             loss = trainer.epoch(x32, y32, rng.permutation(len(y32)), batch_size)
             current = trainer.weights()
-            val_loss = float(np.mean(np.square(predict(current, xv) - yv)))
+            val_loss = float(np.mean(row_losses(predict(current, xv), yv)))
             if best is None or val_loss < best_val:
                 best, best_val, stale = TrainResult(current, epoch, loss, val_loss), val_loss, 0
             else:
@@ -197,15 +208,18 @@ def train_loop(
         return replace(best, epochs=epoch)
 
 
+def row_losses(output: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per row, the loss a network of this output is trained on."""
+    return np.square(output - y) if output.ndim == 1 else gaussian_nll(output, y)
+
+
 def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int = 3) -> TrainResult:
     """The tutorial's training, as written: new model, `fit(batch_size=1)`, nothing reused."""
     keras = load_keras()
     keras.utils.set_random_seed(seed)  # for fit's shuffling
     model = build_model(spec, seed=seed)
     model.compile(optimizer="adam", loss="mean_squared_error")
-    history = model.fit(
-        x[:, :, None].astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0
-    )
+    history = model.fit(x.astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0)
     return TrainResult(tuple(model.get_weights()), epochs, float(history.history["loss"][-1]), None)
 
 

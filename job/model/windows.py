@@ -4,11 +4,14 @@ Pure numpy, no TensorFlow: these functions decide what the network may see, so t
 the place where look-ahead would creep in, and they are tested on their own.
 
 Two representations exist:
-- `default` learns log returns: input = the last `window` log returns, target = the next one.
+- `default` learns from whole bars: input = the last `window` rows of the feature table
+  (job.model.features: return, range, gap, volume, multi-scale range), target = the next
+  log return.
 - `seed` (the tutorial) learns close levels: input = the last `window` closes, target = the next.
 
-Scaling is one affine map `(value - center) / scale` for inputs and target alike, fit on the
-training values only (mean/std for returns, min/max for levels, like sklearn's MinMaxScaler).
+Scaling is one affine map `(value - center) / scale` per input column, the target sharing
+its column's (the return's, or the level's), fit on the training values only (mean/std per
+column for the default features, min/max for levels, like sklearn's MinMaxScaler).
 """
 
 from __future__ import annotations
@@ -18,31 +21,47 @@ from typing import Literal
 
 import numpy as np
 
+from job.model import features
+from job.model.features import OHLCV
+
 Preset = Literal["default", "seed"]
 
 
 @dataclass(frozen=True)
 class Scaling:
-    """`scaled = (value - center) / scale`; fit on training values only, stored with the model."""
+    """`scaled = (value - center) / scale` per column (the last axis of a feature table; one
+    column for a 1-D series); fit on training values only, stored with the model."""
 
     kind: Literal["standard", "minmax"]
-    center: float
-    scale: float
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.center) / self.scale
+        if len(self.center) == 1:
+            return (values - self.center[0]) / self.scale[0]
+        return (values - np.array(self.center)) / np.array(self.scale)
 
-    def invert(self, scaled: np.ndarray) -> np.ndarray:
-        return scaled * self.scale + self.center
+    def apply_column(self, values: np.ndarray, column: int = 0) -> np.ndarray:
+        """Values of one column (the target's) on its scale."""
+        return (values - self.center[column]) / self.scale[column]
+
+    def invert(self, scaled: np.ndarray, column: int = 0) -> np.ndarray:
+        """Scaled values of one column (the target's) back in its units."""
+        return scaled * self.scale[column] + self.center[column]
+
+    def invert_scale(self, scaled_sd: np.ndarray, column: int = 0) -> np.ndarray:
+        """A standard deviation of a scaled column back in the column's units."""
+        return scaled_sd * self.scale[column]
 
 
 def fit_standard(values: np.ndarray) -> Scaling:
-    """scikit-learn's StandardScaler on the given (training) values: mean and standard
-    deviation (a flat series gets scale 1, not a division by zero)."""
+    """scikit-learn's StandardScaler on the given (training) values, per column: mean and
+    standard deviation (a flat column gets scale 1, not a division by zero)."""
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(np.asarray(values, np.float64).reshape(-1, 1))
-    return Scaling("standard", float(scaler.mean_[0]), float(scaler.scale_[0]))
+    array = np.asarray(values, np.float64)
+    scaler = StandardScaler().fit(array.reshape(len(array), -1))
+    return Scaling("standard", tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)))
 
 
 def fit_minmax(values: np.ndarray) -> Scaling:
@@ -51,39 +70,56 @@ def fit_minmax(values: np.ndarray) -> Scaling:
     from sklearn.preprocessing import MinMaxScaler
 
     scaler = MinMaxScaler().fit(np.asarray(values, np.float64).reshape(-1, 1))
-    return Scaling("minmax", float(scaler.data_min_[0]), float(1.0 / scaler.scale_[0]))
+    return Scaling("minmax", (float(scaler.data_min_[0]),), (float(1.0 / scaler.scale_[0]),))
 
 
-def check_closes(closes: np.ndarray) -> np.ndarray:
-    """A 1-D float64 array of finite, positive closes, or a ValueError saying what is wrong."""
-    array = np.asarray(closes, dtype=np.float64)
+def check_closes(prices: OHLCV | np.ndarray) -> OHLCV:
+    """Bars (or closes alone) whose closes are a 1-D array of finite, positive float64
+    values, or a ValueError saying what is wrong."""
+    bars = prices if isinstance(prices, OHLCV) else None
+    array = np.asarray(prices.close if bars is not None else prices, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"closes must be a 1-D array, got shape {array.shape}")
     if not np.all(np.isfinite(array)) or np.any(array <= 0):
         raise ValueError("closes must be finite and positive")
-    return array
+    return bars if bars is not None else OHLCV(array)
 
 
-def series(closes: np.ndarray, preset: Preset) -> np.ndarray:
-    """The values the network reads: log returns (len n - 1) or the closes themselves."""
-    return np.diff(np.log(closes)) if preset == "default" else closes
+def series(bars: OHLCV | np.ndarray, preset: Preset) -> np.ndarray:
+    """The values the network reads: for `default`, the feature table (job.model.features)
+    from its first complete row, row k being session k + CONTEXT; for `seed`, the closes."""
+    bars = features.as_ohlcv(bars)
+    return features.table(bars)[features.CONTEXT :] if preset == "default" else bars.close
+
+
+def _offset(preset: Preset) -> int:
+    """The session of a series' first value."""
+    return features.CONTEXT if preset == "default" else 0
 
 
 def min_closes(window: int, preset: Preset) -> int:
     """Closes needed for one forecast input."""
-    return window + 1 if preset == "default" else window
+    return window + _offset(preset)
 
 
 def supervised(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (input, target) pairs: x[i] = values[i : i + window], y[i] = values[i + window].
+    """All (input, target) pairs: x[i] = values[i : i + window], y[i] = values[i + window]
+    (for a table, its rows, and the target its first column: the return).
 
     Window `i` reads nothing after index `i + window`, so the last pair's target is the last
     value given: whoever slices `values` decides what the model may see.
     """
+    shape = (window, *values.shape[1:])
     if len(values) <= window:
-        return np.empty((0, window)), np.empty(0)
-    x = np.lib.stride_tricks.sliding_window_view(values[:-1], window)
-    return x, values[window:]
+        return np.empty((0, *shape)), np.empty(0)
+    x = _windows(values[:-1], window)
+    return x, values[window:] if values.ndim == 1 else values[window:, features.RET]
+
+
+def _windows(values: np.ndarray, window: int) -> np.ndarray:
+    """Row s = values[s : s + window] (rows of a table keep their columns last)."""
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    return view if values.ndim == 1 else np.swapaxes(view, 1, 2)
 
 
 def training_span(n_train_windows: int, window: int) -> int:
@@ -91,17 +127,18 @@ def training_span(n_train_windows: int, window: int) -> int:
     return n_train_windows + window
 
 
-def forecast_inputs(closes: np.ndarray, as_of_index: np.ndarray, window: int, preset: Preset) -> np.ndarray:
-    """Network inputs (unscaled) for forecasting the close after each `closes[as_of_index]`.
+def forecast_inputs(
+    bars: OHLCV | np.ndarray, as_of_index: np.ndarray, window: int, preset: Preset
+) -> np.ndarray:
+    """Network inputs (unscaled) for forecasting the close after each `bars.close[as_of_index]`.
 
-    Row `j` reads closes up to and including `as_of_index[j]`, never later ones.
+    Row `j` reads bars up to and including `as_of_index[j]`, never later ones.
     """
+    bars = features.as_ohlcv(bars)
     idx = np.asarray(as_of_index, dtype=np.int64)
     need = min_closes(window, preset)
-    if idx.size and (idx.min() < need - 1 or idx.max() >= len(closes)):
-        raise ValueError(f"as_of_index must lie in [{need - 1}, {len(closes) - 1}] (window {window})")
-    values = series(closes, preset)
-    # For returns, value k is the return into close k + 1, so the as-of close j ends at value j - 1.
-    last = idx - 1 if preset == "default" else idx
-    all_windows = np.lib.stride_tricks.sliding_window_view(values, window)  # row s = values[s : s+window]
-    return all_windows[last - window + 1]
+    if idx.size and (idx.min() < need - 1 or idx.max() >= len(bars)):
+        raise ValueError(f"as_of_index must lie in [{need - 1}, {len(bars) - 1}] (window {window})")
+    values = series(bars, preset)
+    last = idx - _offset(preset)  # the value of the as-of session itself
+    return _windows(values, window)[last - window + 1]

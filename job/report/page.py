@@ -88,6 +88,7 @@ SUMMARY_HEADINGS = {
     "coverage_95": "95% interval coverage",
     "width_95": "mean 95% width (price)",
     "winkler_95": "95% Winkler score (lower is better)",
+    "network_scaled": "sessions scaled by the network's own spread (else the baseline's)",
 }
 
 
@@ -117,6 +118,7 @@ def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | Non
             "coverage_95": cell(stats["coverage_95"], "{:.1%}"),
             "width_95": cell(stats["width_95"], "{:.4f}"),
             "winkler_95": cell(stats["winkler_95"], "{:.4f}"),
+            "network_scaled": cell(summary.network_scaled / summary.sessions, "{:.0%}"),
         }
     return rows
 
