@@ -5,7 +5,7 @@ with the LSTM and the naive model, put prediction intervals around both (job.int
 and yield that with the state after it. Arrays, dates and frozen dataclasses go in and
 out, never a database or Keras object: the same call runs in-process or on Dask workers,
 and a replay cut into chunks (each from the state the previous one ended with) equals one
-pass. Each session sees `closes[: as_of + 1]` only.
+pass. Each session sees the bars up to and including its own only.
 """
 
 from __future__ import annotations
@@ -185,12 +185,11 @@ def _session(
     )  # fmt: skip
     kind, reason, warning = decision.kind, decision.reason, None
     fit = _fit(task.ticker, day, bars, None if kind == "retrain" else forecaster, params)
-    naive, network = float(bars.close[-1]), fit.forecaster.network_forecast(bars)
+    naive, (network, network_scale) = float(bars.close[-1]), fit.forecaster.outlook(bars)
     if not _plausible(network, naive) and kind == "update":
         kind, reason = "retrain", f"the update forecast {network:g}, not a plausible close"
         fit = _fit(task.ticker, day, bars, None, params)
-        network = fit.forecaster.network_forecast(bars)
-    network_scale = fit.forecaster.scale(bars)
+        network, network_scale = fit.forecaster.outlook(bars)
     if not _plausible(network, naive):
         warning = f"{task.ticker} as of {day}: the model forecast {network:g}; the naive forecast stands in"
         network, lstm, network_scale = naive, naive, math.nan

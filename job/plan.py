@@ -77,7 +77,7 @@ def plan(
     keep = [int(np.searchsorted(dates, todo[0])) - lookback(settings.model)]
     if state.last_retrain is not None:
         keep.append(int(np.searchsorted(dates, state.last_retrain)))
-    if len(state.recent.as_of):  # ...and the volatility of the day each was made
+    if len(state.recent.as_of):  # ...and the baseline scale of the day each was made
         keep.append(int(np.searchsorted(dates, state.recent.as_of[0])) - intervals.SCALE_SESSIONS - 1)
     lo = 0 if settings.model.preset == "seed" else max(0, min(keep))  # seed trains on all it gets
     targets = np.array([calendar.next_session(d.astype(dt.date)) for d in todo], "datetime64[D]")

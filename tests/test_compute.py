@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from job.calendar import get_sessions
-from job.compute import State, Task, replay, replay_all
+from job.compute import Recent, State, Task, replay, replay_all
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
+from job.forecasts import MODELS, NUMERIC
 from job.scores import rmse
 from job.sources import SampleSource
 from tests.conftest import TINY_MODEL
@@ -94,6 +95,30 @@ def test_too_little_history_names_the_ticker_and_session() -> None:
         list(replay(short))
     error = pickle.loads(pickle.dumps(TickerError("TSLA", "boom")))  # crosses process boundaries whole
     assert (error.ticker, str(error)) == ("TSLA", "TSLA: boom")
+
+
+def test_intervals_take_the_networks_scale_once_it_has_beaten_the_baseline_on_matured_sessions() -> None:
+    """Volatility that alternates 8x from one session to the next: stored network scales that
+    knew it beat any regression on the range, so the next intervals are scaled by the network
+    and its scores are the errors over its own stored scales."""
+    n, first = 1200, 1200 - 251
+    sigma = np.where(np.arange(n) % 2 == 0, 0.005, 0.04)  # sd of the return into the next close
+    returns = sigma[:-1] * np.random.default_rng(0).standard_normal(n - 1)
+    closes = 100 * np.exp(np.concatenate([[0.0], np.cumsum(returns)]))
+    dates = np.array(XNYS.sessions_in_range(dt.date(2015, 1, 1), dt.date(2030, 1, 1))[:n], "datetime64[D]")
+    made = np.arange(first, n - 1)  # 250 matured forecasts, as of these sessions
+    column = {name: np.full(len(made), np.nan) for name in NUMERIC}
+    values = {"predicted_close": closes[made], "network_close": closes[made], "network_scale": sigma[made]}
+    recent = Recent(dates[made + 1], dates[made], {model: column | values for model in MODELS})
+    work = Task("ALT", dates, closes, dates[-1:], np.array([XNYS.next_session(dates[-1].astype(dt.date))],
+                "datetime64[D]"), State(recent=recent), PARAMS, POLICY)  # fmt: skip
+    step, _ = next(replay(work))
+    naive = step.forecasts["naive"]
+    assert naive.scale_source == "network" and naive.scale == naive.network_scale
+    assert step.forecasts["lstm"].scale_source == "network"
+    q = np.log(naive.upper_80 / naive.predicted_close) / naive.scale
+    scores = np.abs(np.log(closes[made + 1] / closes[made])) / sigma[made]
+    assert np.isclose(scores, q, rtol=1e-9).any()
 
 
 def _walk_forward(returns: np.ndarray, sessions: int = 250) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

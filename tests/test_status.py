@@ -153,6 +153,7 @@ def test_status_shows_intervals_and_the_evidence_behind_the_skill(stored: str) -
             sa.update(predictions)
             .where(predictions.c.target_date == date(2020, 8, 3), predictions.c.model == "lstm")
             .values(lower_80=245.0, upper_80=265.0, lower_95=240.0, upper_95=270.5)
+            .values(scale=0.0123, network_scale=0.015, scale_source="baseline")
         )
         conn.execute(
             sa.update(rolling_metrics)
@@ -166,6 +167,7 @@ def test_status_shows_intervals_and_the_evidence_behind_the_skill(stored: str) -
         "  forecast: 2020-08-03 (as of 2020-07-31): lstm 255.00 (+2.00%) [95%: 240.00..270.50], "
         "naive 250.00 (+0.00%)"
     ) in lines
+    assert "  scale:    1.23% a session from the baseline (the network's own: 1.50%)" in lines
     assert (
         "  skill:    20-session RMSE lstm 12.0000 vs naive 10.0000, ratio 1.200, DM p 0.81, "
         "hit rate 45% (always-up 55%), coverage 80% of 80%, 95% of 95% (to 2020-07-31)"

@@ -73,9 +73,9 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     mean, log_var = np.asarray(model(scaled))[0]
     y = float(mean) * scaling["scale"][0] + scaling["center"][0]
     assert recipe["model_version_id"] == 1 and "log return" in recipe["usage"]
-    assert bars.close[-1] * np.exp(y) == pytest.approx(loaded.forecaster.network_forecast(bars), rel=1e-5)
-    sd = float(np.exp(log_var / 2)) * scaling["scale"][0]
-    assert sd == pytest.approx(loaded.forecaster.scale(bars), rel=1e-5)
+    network_close, network_scale = loaded.forecaster.outlook(bars)
+    assert bars.close[-1] * np.exp(y) == pytest.approx(network_close, rel=1e-5)
+    assert float(np.exp(log_var / 2)) * scaling["scale"][0] == pytest.approx(network_scale, rel=1e-5)
     for args, message in (
         (["--ticker", "NOPE", "--out", str(out)], "NOPE: no model version stored for this ticker"),
         (["--ticker", "TSLA", "--version", "99", "--out", str(out)], "TSLA: no version 99 stored"),

@@ -77,10 +77,15 @@ class Forecaster:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network: callers refuse it
             return closes * np.exp(self.shrink * mean)
 
-    def scale(self, prices: OHLCV | np.ndarray) -> float:
-        """The network's standard deviation of the next log return (NaN for the seed preset)."""
+    def outlook(self, prices: OHLCV | np.ndarray) -> tuple[float, float]:
+        """The network's own next close (k = 1, before the guard's say) and standard deviation
+        of the next log return (NaN for the seed preset), from one forward pass."""
         bars = windows.check_closes(prices)
-        return float(self.distribution_many(bars, np.array([len(bars) - 1]))[1][0])
+        mean, sd = (float(v[0]) for v in self.distribution_many(bars, np.array([len(bars) - 1])))
+        if self.preset == "seed":
+            return mean, sd
+        with np.errstate(over="ignore"):  # a diverged network: callers refuse it
+            return float(bars.close[-1] * np.exp(mean)), sd
 
     def distribution_many(
         self, prices: OHLCV | np.ndarray, as_of_index: np.ndarray
@@ -90,10 +95,6 @@ class Forecaster:
         bars = windows.check_closes(prices)
         idx = np.asarray(as_of_index, dtype=np.int64)
         return self.raw(windows.forecast_inputs(bars, idx, self.spec.window, self.preset))
-
-    def network_forecast(self, prices: OHLCV | np.ndarray) -> float:
-        """The next close as the network alone says it (k = 1), before the guard's say."""
-        return replace(self, shrink=1.0).forecast(prices)
 
     def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unscaled network output per input row: (mean, standard deviation) of the next log
@@ -135,11 +136,8 @@ def _split(n_windows: int, validation_fraction: float) -> tuple[int, int]:
 
 def min_train_closes(params: ModelParams) -> int:
     """The fewest closes a default-preset retrain accepts (one number, whatever the split)."""
-    n = windows.min_closes(params.window, "default")
-    while (
-        _split(n - windows.min_closes(params.window, "default"), params.validation_fraction)[0]
-        < MIN_TRAIN_WINDOWS
-    ):
+    first = n = windows.min_closes(params.window, "default")
+    while _split(n - first, params.validation_fraction)[0] < MIN_TRAIN_WINDOWS:
         n += 1
     return n
 
@@ -156,9 +154,7 @@ def train(prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
         x, y = windows.supervised(scaling.apply(closes), spec.window)
         if len(y) == 0:
             raise ValueError(f"too few closes to train: {len(closes)}")
-        result = _converged(
-            network.train_tutorial(spec, x[:, :, None], y, seed=params.seed, epochs=TUTORIAL_EPOCHS)
-        )
+        result = _converged(network.train_tutorial(spec, x, y, seed=params.seed, epochs=TUTORIAL_EPOCHS))
         forecaster = Forecaster("seed", spec, result.weights, scaling, 1.0)
         return Fit(forecaster, result.epochs, len(y), len(closes), result.train_loss)
     bars = bars[-params.train_sessions :]
@@ -171,7 +167,7 @@ def train(prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
             f"too few closes to train: {len(bars)} (need at least {need} for window {spec.window})"
         )
     scaling = windows.fit_standard(table[: windows.training_span(n_train, spec.window)])
-    xs, ys = scaling.apply(x), scaling.apply_column(y, features.RET)
+    xs, ys = scaling.apply(x), scaling.apply_target(y)
     result = _converged(network.train_loop(
         spec, network.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
         y_val=ys[n_train:], learning_rate=params.learning_rate, batch_size=params.batch_size,
@@ -226,10 +222,8 @@ def update(previous: Forecaster, prices: OHLCV | np.ndarray, params: ModelParams
     x, y = windows.supervised(windows.series(recent, previous.preset), previous.spec.window)
     if len(y) == 0:
         raise ValueError(f"too few closes to update: {len(bars)}")
-    x = x if x.ndim == 3 else x[:, :, None]
     result = _converged(network.train_loop(
-        previous.spec, previous.weights, previous.scaling.apply(x),
-        previous.scaling.apply_column(y, 0 if previous.preset == "seed" else features.RET),
+        previous.spec, previous.weights, previous.scaling.apply(x), previous.scaling.apply_target(y),
         x_val=None, y_val=None, learning_rate=params.update_learning_rate, batch_size=params.batch_size,
         max_epochs=params.update_epochs, patience=params.patience, seed=params.seed,
     ))  # fmt: skip

@@ -23,6 +23,7 @@ A series of closes alone is the same case throughout.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +117,9 @@ def table(bars: OHLCV) -> np.ndarray:
         level = _nan(n)
         if n > VOLUME_SESSIONS:
             past = np.lib.stride_tricks.sliding_window_view(volume[:-1], VOLUME_SESSIONS)
-            level[VOLUME_SESSIONS:] = np.nanmedian(past, axis=1) if np.isfinite(past).any() else np.nan
+            with warnings.catch_warnings():  # a span without any volume: NaN, read as usual volume
+                warnings.simplefilter("ignore", RuntimeWarning)
+                level[VOLUME_SESSIONS:] = np.nanmedian(past, axis=1)
         relative = np.clip(np.nan_to_num(np.log(volume / level), nan=0.0, posinf=0.0, neginf=0.0), -5, 5)
     out = np.column_stack([ret, log_v, gap, relative, _trailing_mean(log_v, 5), _trailing_mean(log_v, 22)])
     out[:CONTEXT] = np.nan

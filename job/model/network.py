@@ -176,14 +176,14 @@ def train_loop(
     seed: int,
 ) -> TrainResult:
     """Shuffled mini-batch Adam from `weights`, on squared error or, for a distribution,
-    its negative log-likelihood (`loss`). `x`: (n, window, inputs).
+    its negative log-likelihood (`row_losses`). `x`: (n, window, inputs), or (n, window).
 
     With a validation set: early stopping after `patience` epochs without improvement and the
     best epoch's weights restored. Without one: exactly `max_epochs` epochs (fine-tuning).
     """
     trainer = _trainer(spec)
     rng = np.random.default_rng(seed)
-    x32, y32 = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    x32, y32 = _sequences(x), np.asarray(y, np.float32)
     with trainer.lock:
         trainer.start(weights, learning_rate)
         if x_val is None or y_val is None or len(y_val) == 0:
@@ -191,7 +191,7 @@ def train_loop(
             for _ in range(max_epochs):
                 loss = trainer.epoch(x32, y32, rng.permutation(len(y32)), batch_size)
             return TrainResult(trainer.weights(), max_epochs, loss, None)
-        xv, yv = np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)
+        xv, yv = _sequences(x_val), np.asarray(y_val, np.float32)
         best: TrainResult | None = None  # validation loss via `predict`: the forward of record
         best_val, stale, epoch = float("inf"), 0, 0
         for epoch in range(1, max_epochs + 1):
@@ -208,6 +208,12 @@ def train_loop(
         return replace(best, epochs=epoch)
 
 
+def _sequences(x: np.ndarray) -> np.ndarray:
+    """Inputs as float32 (n, window, inputs): a window of one series gains its inputs axis."""
+    x = np.asarray(x, np.float32)
+    return x[:, :, None] if x.ndim == 2 else x
+
+
 def row_losses(output: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per row, the loss a network of this output is trained on."""
     return np.square(output - y) if output.ndim == 1 else gaussian_nll(output, y)
@@ -219,7 +225,7 @@ def train_tutorial(spec: Spec, x: np.ndarray, y: np.ndarray, *, seed: int, epoch
     keras.utils.set_random_seed(seed)  # for fit's shuffling
     model = build_model(spec, seed=seed)
     model.compile(optimizer="adam", loss="mean_squared_error")
-    history = model.fit(x.astype(np.float32), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0)
+    history = model.fit(_sequences(x), y.astype(np.float32), batch_size=1, epochs=epochs, verbose=0)
     return TrainResult(tuple(model.get_weights()), epochs, float(history.history["loss"][-1]), None)
 
 

@@ -25,6 +25,8 @@ from job.model import features
 from job.model.features import OHLCV
 
 Preset = Literal["default", "seed"]
+#: The target's column: the return's in a feature table, the only one of a series.
+TARGET = features.RET
 
 
 @dataclass(frozen=True)
@@ -41,17 +43,17 @@ class Scaling:
             return (values - self.center[0]) / self.scale[0]
         return (values - np.array(self.center)) / np.array(self.scale)
 
-    def apply_column(self, values: np.ndarray, column: int = 0) -> np.ndarray:
-        """Values of one column (the target's) on its scale."""
-        return (values - self.center[column]) / self.scale[column]
+    def apply_target(self, values: np.ndarray) -> np.ndarray:
+        """Targets on their column's scale."""
+        return (values - self.center[TARGET]) / self.scale[TARGET]
 
-    def invert(self, scaled: np.ndarray, column: int = 0) -> np.ndarray:
-        """Scaled values of one column (the target's) back in its units."""
-        return scaled * self.scale[column] + self.center[column]
+    def invert(self, scaled: np.ndarray) -> np.ndarray:
+        """Scaled targets (the network's mean) back in their units."""
+        return scaled * self.scale[TARGET] + self.center[TARGET]
 
-    def invert_scale(self, scaled_sd: np.ndarray, column: int = 0) -> np.ndarray:
-        """A standard deviation of a scaled column back in the column's units."""
-        return scaled_sd * self.scale[column]
+    def invert_scale(self, scaled_sd: np.ndarray) -> np.ndarray:
+        """A standard deviation of scaled targets back in their units."""
+        return scaled_sd * self.scale[TARGET]
 
 
 def fit_standard(values: np.ndarray) -> Scaling:
@@ -104,7 +106,7 @@ def min_closes(window: int, preset: Preset) -> int:
 
 def supervised(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """All (input, target) pairs: x[i] = values[i : i + window], y[i] = values[i + window]
-    (for a table, its rows, and the target its first column: the return).
+    (for a table, its rows, and the target its TARGET column: the return).
 
     Window `i` reads nothing after index `i + window`, so the last pair's target is the last
     value given: whoever slices `values` decides what the model may see.
@@ -113,7 +115,7 @@ def supervised(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]
     if len(values) <= window:
         return np.empty((0, *shape)), np.empty(0)
     x = _windows(values[:-1], window)
-    return x, values[window:] if values.ndim == 1 else values[window:, features.RET]
+    return x, values[window:] if values.ndim == 1 else values[window:, TARGET]
 
 
 def _windows(values: np.ndarray, window: int) -> np.ndarray:
@@ -139,6 +141,10 @@ def forecast_inputs(
     need = min_closes(window, preset)
     if idx.size and (idx.min() < need - 1 or idx.max() >= len(bars)):
         raise ValueError(f"as_of_index must lie in [{need - 1}, {len(bars) - 1}] (window {window})")
-    values = series(bars, preset)
-    last = idx - _offset(preset)  # the value of the as-of session itself
+    if not idx.size:
+        return np.empty((0, window, *series(bars[:0], preset).shape[1:]))
+    # Only the span the rows read: each value reads a fixed span back, so it is the same number.
+    start = int(idx.min()) - need + 1
+    values = series(bars[start : int(idx.max()) + 1], preset)
+    last = idx - start - _offset(preset)  # the value of the as-of session itself
     return _windows(values, window)[last - window + 1]
