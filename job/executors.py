@@ -123,8 +123,7 @@ class DaskExecutor(AbstractContextManager["DaskExecutor"]):
                 silence_logs=logging.ERROR,
             )
             self._client = Client(self._cluster)
-        # TensorFlow takes seconds to import: let the workers do it while this process
-        # ingests and plans, instead of when the first task arrives.
+        # Let the workers import the compute stage while this process ingests and plans.
         self._warming = [
             self._client.submit(_warm_up, workers=[address], pure=False)
             for address in self._client.scheduler_info()["workers"]
@@ -223,9 +222,8 @@ class _Chain:
 
 
 def _warm_up() -> None:
-    from job.model.network import load_keras
-
-    load_keras()
+    """What a task needs imported, imported before the first task arrives."""
+    import job.compute  # noqa: F401
 
 
 def _state_of(result: tuple[list[Step], State]) -> State:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import pytest
 from job.config import ModelParams
 from job.model import Fit, Forecaster, features, network, train, update, windows
 from job.model.core import min_train_closes, shrink_factor
-from job.model.lstm import Spec
 
 TINY = ModelParams(
     window=5,
@@ -130,8 +127,8 @@ def test_update_uses_a_fixed_number_of_recent_windows(fit: Fit) -> None:
 
 
 def test_a_training_depends_on_its_inputs_only(closes: np.ndarray, fit: Fit) -> None:
-    """The model, optimizer and traced step are reused across trainings; nothing of one
-    training (weights, Adam moments) may leak into the next."""
+    """Nothing of one training (weights, Adam moments) may leak into the next, nor may
+    training move weights already read out."""
     first = update(fit.forecaster, closes[:-1], TINY).forecaster
     snapshot = [w.copy() for w in first.weights]
     chained = update(first, closes, TINY).forecaster
@@ -141,30 +138,6 @@ def test_a_training_depends_on_its_inputs_only(closes: np.ndarray, fit: Fit) -> 
         np.testing.assert_array_equal(a, b)
     for a, b in zip(first.weights, snapshot, strict=True):
         np.testing.assert_array_equal(a, b, err_msg="weights read out must not move with training")
-
-
-@pytest.mark.parametrize(
-    "build",
-    [lambda spec: network._trainer(spec), lambda spec: network.initial_weights(spec, 7)],
-    ids=["trainer", "initial weights"],
-)
-def test_threads_asking_at_once_for_a_new_architecture_share_one_build(
-    build: Callable[[Spec], object],
-) -> None:
-    spec = Spec(3, (2, 3), 2)  # no other test builds this one
-    barrier = threading.Barrier(4)
-    built: list[object] = []
-
-    def ask() -> None:
-        barrier.wait()
-        built.append(build(spec))
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(built) == 4 and all(b is built[0] for b in built)
 
 
 def test_update_keeps_scaling_and_shrink_and_changes_weights(closes: np.ndarray, fit: Fit) -> None:

@@ -1,8 +1,8 @@
 """The forecasting model: windows and scaling, the network, train / update / forecast, artifacts.
 
 `train`, `update` and `Forecaster` (job.model.core) are its interface: numpy arrays in and
-out. TensorFlow is imported only when a network is trained or exported, never by importing
-this package: forecasting and artifacts are numpy. The compute stage that replays sessions
+out, in numpy: training, forecasting and artifacts never import TensorFlow (only a Keras
+export and the tutorial's `seed` preset do). The compute stage that replays sessions
 with it lives in job.compute.
 """
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from job import intervals
 from job.config import ModelParams
-from job.model import features, lstm, network, windows
+from job.model import features, gradients, lstm, network, windows
 from job.model.features import OHLCV
 from job.model.lstm import Spec, Weights
 from job.model.windows import Preset, Scaling
@@ -169,7 +169,7 @@ def train(prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
     scaling = windows.fit_standard(table[: windows.training_span(n_train, spec.window)])
     xs, ys = scaling.apply(x), scaling.apply_target(y)
     result = _converged(network.train_loop(
-        spec, network.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
+        spec, gradients.initial_weights(spec, params.seed), xs[:n_train], ys[:n_train], x_val=xs[n_train:],
         y_val=ys[n_train:], learning_rate=params.learning_rate, batch_size=params.batch_size,
         max_epochs=params.max_epochs, patience=params.patience, seed=params.seed,
     ))  # fmt: skip

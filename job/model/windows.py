@@ -57,13 +57,14 @@ class Scaling:
 
 
 def fit_standard(values: np.ndarray) -> Scaling:
-    """scikit-learn's StandardScaler on the given (training) values, per column: mean and
-    standard deviation (a flat column gets scale 1, not a division by zero)."""
-    from sklearn.preprocessing import StandardScaler
-
-    array = np.asarray(values, np.float64)
-    scaler = StandardScaler().fit(array.reshape(len(array), -1))
-    return Scaling("standard", tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)))
+    """Mean and standard deviation of the given (training) values, per column, as
+    scikit-learn's StandardScaler has them (a column constant up to rounding gets scale 1,
+    not a division by almost zero). In numpy: importing scikit-learn would cost a nightly
+    run more than its training."""
+    array = np.asarray(values, np.float64).reshape(len(values), -1)
+    mean, std = array.mean(axis=0), array.std(axis=0)
+    constant = std <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
+    return Scaling("standard", tuple(map(float, mean)), tuple(map(float, np.where(constant, 1.0, std))))
 
 
 def fit_minmax(values: np.ndarray) -> Scaling:
