@@ -72,6 +72,35 @@ def test_a_session_reads_no_bar_after_it() -> None:
     assert not np.array_equal(features.table(tampered)[j + 1 :], table[j + 1 :], equal_nan=True)
 
 
+def _har_one_solve_each(bars: OHLCV, positions: np.ndarray) -> np.ndarray:
+    """The baseline as its definition reads: one least-squares fit per position."""
+    values = features.table(bars)
+    x = np.column_stack([np.ones(len(bars)), values[:, 1], values[:, 4], values[:, 5]])
+    y = np.append(values[1:, 1], np.nan)
+    out = np.full(len(positions), np.nan)
+    for row, j in enumerate(positions):
+        lo = max(features.CONTEXT, j - features.HAR_SESSIONS)
+        if j - lo < 4 * x.shape[1] or not np.isfinite(x[j]).all():
+            continue
+        beta, *_ = np.linalg.lstsq(x[lo:j], y[lo:j], rcond=None)
+        residual = y[lo:j] - x[lo:j] @ beta
+        out[row] = np.sqrt(np.exp(x[j] @ beta + 0.5 * np.mean(np.square(residual))))
+    return out
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["sample", "with a flat stretch"])
+def test_the_baseline_at_all_positions_at_once_equals_one_fit_each(flat: bool) -> None:
+    _, bars = sample_bars()
+    if flat:  # a halted stock: the same bar for 600 sessions, collinear columns in a window
+        bars = OHLCV(*(np.r_[v[:200], np.full(600, v[200]), v[800:]] for v in (
+            bars.close, bars.open, bars.high, bars.low, bars.volume)))  # fmt: skip
+    positions = np.r_[np.arange(len(bars)), [len(bars) - 1, 5, 700]]  # any order, repeats
+    expected = _har_one_solve_each(bars, positions)
+    got = features.har_scale(bars, positions)
+    assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isfinite(got).sum() > 100
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
 @pytest.mark.slow
 def test_tampering_open_high_low_volume_leaves_earlier_forecasts_and_intervals_unchanged() -> None:
     dates, bars = sample_bars()

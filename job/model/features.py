@@ -130,18 +130,40 @@ def har_scale(bars: OHLCV, positions: np.ndarray) -> np.ndarray:
     """The transparent forecast of the next return's standard deviation as of each position:
     a HAR regression of the next log v on today's, the 5- and 22-session means, fit by least
     squares on the HAR_SESSIONS sessions up to the position only; sigma = sqrt(exp(fitted +
-    residual variance / 2)), the log-normal mean. NaN where too little history exists."""
+    residual variance / 2)), the log-normal mean. NaN where too little history exists.
+
+    All positions at once, from running sums of the regression's cross products (its normal
+    equations): a night asks for a year of positions, and one least-squares solve each cost
+    more than the rest of the night's compute. Equal to a solve per position to about 1e-10
+    relative; a window whose equations are singular is solved on its own, by least squares."""
     bars = as_ohlcv(bars)
     values = table(bars)
     x = np.column_stack([np.ones(len(bars)), values[:, 1], values[:, 4], values[:, 5]])
     y = np.append(values[1:, 1], np.nan)  # row j's target: log v_{j+1}
-    out = _nan(len(positions))
-    for row, j in enumerate(np.asarray(positions, np.int64)):
-        lo = max(CONTEXT, j - HAR_SESSIONS)
-        xs, ys = x[lo:j], y[lo:j]  # rows whose target is known as of j (y[j - 1] = log v_j)
-        if len(ys) < 4 * x.shape[1] or not np.isfinite(x[j]).all():
-            continue
-        beta, *_ = np.linalg.lstsq(xs, ys, rcond=None)
-        residual = ys - xs @ beta
-        out[row] = float(np.sqrt(np.exp(x[j] @ beta + 0.5 * np.mean(np.square(residual)))))
+    j = np.asarray(positions, np.int64)
+    out = _nan(len(j))
+    lo = np.maximum(CONTEXT, j - HAR_SESSIONS)  # rows lo..j-1: targets known as of j
+    n_rows = np.maximum(j - lo, 0)
+    known = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    xk, yk = np.where(known[:, None], x, 0.0), np.where(known, y, 0.0)
+
+    def running(a: np.ndarray) -> np.ndarray:  # sums of rows [0, k) at index k
+        return np.concatenate([np.zeros((1, *a.shape[1:])), np.cumsum(a, axis=0)])
+
+    gaps = running((~known).astype(float))
+    fit = (n_rows >= 4 * x.shape[1]) & np.isfinite(x[j]).all(axis=1)
+    fit[fit] = gaps[j[fit]] == gaps[lo[fit]]  # every row of the window usable
+    j, lo, n_rows = j[fit], lo[fit], n_rows[fit]
+    if not len(j):
+        return out
+    xx = running(xk[:, :, None] * xk[:, None, :])
+    xy, yy = running(xk * yk[:, None]), running(yk * yk)
+    a, b, c = xx[j] - xx[lo], xy[j] - xy[lo], yy[j] - yy[lo]
+    try:
+        beta = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # a flat stretch: columns collinear in some window
+        beta = np.array([np.linalg.lstsq(x[p:q], y[p:q], rcond=None)[0] for p, q in zip(lo, j, strict=True)])
+    rss = c - 2.0 * np.einsum("ni,ni->n", beta, b) + np.einsum("ni,nij,nj->n", beta, a, beta)
+    fitted = np.einsum("ni,ni->n", x[j], beta)
+    out[fit] = np.sqrt(np.exp(fitted + 0.5 * np.maximum(rss, 0.0) / n_rows))
     return out
