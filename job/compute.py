@@ -154,8 +154,12 @@ def replay(task: Task, state: State | None = None) -> Iterator[tuple[Step, State
 
 
 def replay_all(task: Task, state: State | None = None) -> tuple[list[Step], State]:
-    """`replay` run to the end: the unit of work a Dask worker runs and returns."""
+    """`replay` run to the end: the unit of work a Dask worker runs and returns, each
+    model's artifact packed (`Forecaster.artifact`), which the caller would do otherwise
+    beside the workers."""
     done = list(replay(task, state))
+    for step, _ in done:
+        step.fit.forecaster.artifact  # noqa: B018  (computed and cached for the caller)
     final = done[-1][1] if done else (task.state if state is None else state)
     return [step for step, _ in done], final
 

@@ -54,7 +54,7 @@ def save_version(
     `params` stores the ModelParams as given plus a `forecaster` entry (format, architecture,
     scaling, shrink, validation RMSEs): enough to read a version without unpacking its bytes.
     """
-    data = artifact.pack(fit.forecaster)
+    data, sha256 = fit.forecaster.artifact
     stored_params: dict[str, Any] = params.model_dump(mode="json")
     stored_params["forecaster"] = artifact.describe(fit.forecaster) | {
         "val_rmse": _finite_or_none(fit.val_rmse),
@@ -64,7 +64,7 @@ def save_version(
         "ticker": ticker, "kind": kind, "parent_id": parent_id, "trained_from": trained_from,
         "trained_through": trained_through, "n_samples": fit.n_samples, "epochs": fit.epochs,
         "params": stored_params, "train_loss": _finite_or_none(fit.train_loss),
-        "val_loss": _finite_or_none(fit.val_loss), "artifact": data, "artifact_sha256": artifact.sha256(data),
+        "val_loss": _finite_or_none(fit.val_loss), "artifact": data, "artifact_sha256": sha256,
         "created_at": dt.datetime.now(dt.UTC),
     }  # fmt: skip
     return table.insert_version(conn, row, keep_artifacts=keep_artifacts)

@@ -25,6 +25,7 @@ no validation, no k) for comparison only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -52,6 +53,16 @@ class Forecaster:
     scaling: Scaling
     shrink: float = 1.0
     calibration: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @cached_property
+    def artifact(self) -> tuple[bytes, str]:
+        """Its stored form (job.model.artifact) and its sha256, made once and kept with it:
+        a Dask worker makes it beside the training, so the process that writes the tables
+        only stores it."""
+        from job.model import artifact  # it imports this module
+
+        data = artifact.pack(self)
+        return data, artifact.sha256(data)
 
     def suits(self, params: ModelParams) -> bool:
         """Whether `params` describe this model's preset and architecture, so it can be updated."""
