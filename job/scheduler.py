@@ -192,7 +192,10 @@ class NightlyService:
             self.settings.safe_database_url,
         )
         self.log_next_run()
-        self.stop.wait()
+        # Woken every second: a signal the kernel hands to another thread (BLAS's, the
+        # scheduler's) only trips a flag, which Python acts on when this thread next runs.
+        while not self.stop.wait(timeout=1.0):
+            pass
         log.info("stop requested: finishing the current transaction")
         self.scheduler.shutdown(wait=True)
         log.info("scheduler stopped")
