@@ -11,7 +11,7 @@ a fresh SQLite database each time:
   workers alternate for `--rounds` rounds and the medians count, since a shared machine's
   speed drifts by a third from one minute to the next;
 - with `nightcast backfill --workers 1|2` in a fresh process: what a user waits for from a
-  cold start (process and cluster start included).
+  cold start (process and cluster start included), alternating for `--rounds` rounds too.
 
 Checks that every run stored the same rows, then times one nightly `nightcast run`
 (in-process) for the last session of all tickers. Last line: `workers1_s= workers2_s=
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "history_start": "1990-01-01",
         }
         seconds: dict[int, list[float]] = {1: [], 2: []}
-        cold, stored = {}, {}
+        stored: dict[str, list[tuple]] = {}
         for round_, workers in ((r, w) for r in range(args.rounds) for w in (1, 2)):
             with (
                 LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
@@ -106,16 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                 assert report.status == "succeeded", [t.error for t in report.tickers]
             with get_engine(url).connect() as conn:
                 stored[f"warm{workers}-{round_}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
-        for workers in (1, 2):
-            url = f"sqlite:///{tmp}/cold{workers}.db"
+        cold_runs: dict[int, list[float]] = {1: [], 2: []}
+        for round_, workers in ((r, w) for r in range(args.rounds) for w in (1, 2)):
+            url = f"sqlite:///{tmp}/cold{workers}-{round_}.db"
             env = {**os.environ, "NIGHTCAST_DATABASE_URL": url, "NIGHTCAST_HISTORY_START": "1990-01-01"}
             nightcast(env, "migrate")
             cli = ["--source", "csv", "--csv", str(folder), "--tickers", ",".join(tickers)]
-            cold[workers] = nightcast(
+            cold_runs[workers].append(nightcast(
                 env, "backfill", *cli, "--start", str(start), "--end", str(end), "--workers", str(workers)
-            )
+            ))  # fmt: skip
             with get_engine(url).connect() as conn:
-                stored[f"cold{workers}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
+                stored[f"cold{workers}-{round_}"] = [tuple(r) for r in conn.execute(sa.text(ROWS))]
+        cold = {w: statistics.median(times) for w, times in cold_runs.items()}
         nightly = nightcast(env, "run", *cli, "--as-of", str(last))
     reference = stored["warm1-0"]
     identical = all(rows == reference for rows in stored.values())
@@ -128,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"running cluster, {w} worker(s): median {warm[w]:.1f} s of {rounds}   (ingest, training, writes)"
         )
-    print(f"cold `backfill --workers 1`: {cold[1]:.1f} s   (process and cluster start included)")
-    print(f"cold `backfill --workers 2`: {cold[2]:.1f} s   (efficiency {cold[1] / (2 * cold[2]):.3f})")
+    for w in (1, 2):
+        rounds = ", ".join(f"{t:.1f}" for t in cold_runs[w])
+        print(f"cold `backfill --workers {w}`: median {cold[w]:.1f} s of {rounds}   (process, cluster start)")
+    print(f"cold efficiency {cold[1] / (2 * cold[2]):.3f}")
     print(f"nightly `run` of {len(tickers)} tickers for {last}, in-process: {nightly:.1f} s, "
           f"{nightly / len(tickers):.2f} s per ticker (process start included)")  # fmt: skip
     print(
