@@ -48,8 +48,12 @@ def save_version(
     fit: Fit,
     params: ModelParams,
     keep_artifacts: int,
+    newer_in_batch: int = 0,
 ) -> int:
     """Insert a version and return its id; only the newest `keep_artifacts` keep their bytes.
+    `newer_in_batch`: the ticker's versions this transaction inserts after this one. A
+    version with `keep_artifacts` newer ones is stored without bytes (they would be dropped
+    at once), and only the last one prunes: a backfill chunk's writes stay small.
 
     `params` stores the ModelParams as given plus a `forecaster` entry (format, architecture,
     scaling, shrink, validation RMSEs): enough to read a version without unpacking its bytes.
@@ -64,10 +68,10 @@ def save_version(
         "ticker": ticker, "kind": kind, "parent_id": parent_id, "trained_from": trained_from,
         "trained_through": trained_through, "n_samples": fit.n_samples, "epochs": fit.epochs,
         "params": stored_params, "train_loss": _finite_or_none(fit.train_loss),
-        "val_loss": _finite_or_none(fit.val_loss), "artifact": data, "artifact_sha256": sha256,
-        "created_at": dt.datetime.now(dt.UTC),
+        "val_loss": _finite_or_none(fit.val_loss), "artifact_sha256": sha256,
+        "artifact": data if newer_in_batch < keep_artifacts else None, "created_at": dt.datetime.now(dt.UTC),
     }  # fmt: skip
-    return table.insert_version(conn, row, keep_artifacts=keep_artifacts)
+    return table.insert_version(conn, row, keep_artifacts=None if newer_in_batch else keep_artifacts)
 
 
 def load_latest(conn: sa.Connection, ticker: str, *, through: dt.date | None = None) -> LoadedModel | None:

@@ -44,11 +44,11 @@ def save_steps(
     themselves, on the process that also schedules the workers."""
     conn, ids = claims.conn, []
     with conn.begin():
-        for step in steps:
+        for index, step in enumerate(steps):
             parent_id = save_version(
                 conn, ticker=ticker, kind=step.kind, parent_id=parent_id, trained_from=step.trained_from,
                 trained_through=step.as_of, fit=step.fit, params=settings.model,
-                keep_artifacts=settings.policy.keep_artifacts,
+                keep_artifacts=settings.policy.keep_artifacts, newer_in_batch=len(steps) - 1 - index,
             )  # fmt: skip
             ids.append(parent_id)
             if forecasts:

@@ -39,6 +39,7 @@ def _save(
     kind: str = "retrain",
     parent: int | None = None,
     keep: int = 5,
+    newer: int = 0,
 ) -> int:
     return save_version(
         conn,
@@ -50,6 +51,7 @@ def _save(
         fit=fit,
         params=TINY,
         keep_artifacts=keep,
+        newer_in_batch=newer,
     )
 
 
@@ -106,6 +108,26 @@ def test_only_the_newest_versions_keep_their_artifacts(migrated_url: str, fit: F
         (ids[2], True),
         (ids[3], True),
     ]
+
+
+def test_a_batch_of_versions_keeps_the_same_artifacts_as_one_by_one(migrated_url: str, fit: Fit) -> None:
+    """A backfill chunk stores its versions in one transaction: those with `keep` newer ones
+    are written without bytes, the last prunes; the rows end as if each had pruned, and
+    every version keeps its sha256."""
+    with get_engine(migrated_url).begin() as conn:
+        earlier = _save(conn, fit, 0, keep=2)
+        ids = [_save(conn, fit, day, keep=2, newer=4 - day) for day in range(1, 5)]
+        rows = conn.execute(
+            sa.select(
+                model_versions.c.id, model_versions.c.artifact, model_versions.c.artifact_sha256
+            ).order_by(model_versions.c.id)
+        ).all()
+    assert [(row[0], row[1] is not None) for row in rows] == [
+        (earlier, False), (ids[0], False), (ids[1], False), (ids[2], True), (ids[3], True),
+    ]  # fmt: skip
+    assert all(row[2] == fit.forecaster.artifact[1] for row in rows)
+    with get_engine(migrated_url).connect() as conn:
+        assert load_latest(conn, "TSLA").version_id == ids[3]
 
 
 @pytest.mark.parametrize(

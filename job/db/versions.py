@@ -21,11 +21,13 @@ _LOADED = (mv.c.id, mv.c.kind, mv.c.trained_through, mv.c.created_at, mv.c.artif
 VALIDATION_PRICES = ("val_rmse", "val_naive_rmse")
 
 
-def insert_version(conn: sa.Connection, row: dict[str, Any], *, keep_artifacts: int) -> int:
-    """Insert a version and return its id; then keep bytes only for the ticker's newest
-    `keep_artifacts` versions (metadata stays forever)."""
+def insert_version(conn: sa.Connection, row: dict[str, Any], *, keep_artifacts: int | None) -> int:
+    """Insert a version and return its id; then, unless `keep_artifacts` is None (more of
+    the ticker's versions follow in this transaction), keep bytes only for the ticker's
+    newest `keep_artifacts` versions (metadata stays forever)."""
     version_id = int(conn.execute(_INSERT, row).inserted_primary_key[0])
-    conn.execute(_PRUNE, {"of_ticker": row["ticker"], "keep": keep_artifacts})
+    if keep_artifacts is not None:
+        conn.execute(_PRUNE, {"of_ticker": row["ticker"], "keep": keep_artifacts})
     return version_id
 
 
