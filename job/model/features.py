@@ -134,7 +134,7 @@ def har_scale(bars: OHLCV, positions: np.ndarray) -> np.ndarray:
 
     All positions at once, from running sums of the regression's cross products (its normal
     equations): a night asks for a year of positions, and one least-squares solve each cost
-    more than the rest of the night's compute. Equal to a solve per position to about 1e-10
+    more than the rest of the night's compute. Equal to a solve per position to 1e-10 or so
     relative; a window whose equations are singular is solved on its own, by least squares."""
     bars = as_ohlcv(bars)
     values = table(bars)

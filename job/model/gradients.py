@@ -28,6 +28,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 def initial_weights(spec: Spec, seed: int) -> Weights:
     """Keras' default initialization of `spec`, drawn from numpy under `seed`: Glorot-uniform
     kernels, orthogonal recurrent kernels, zero biases but an LSTM's forget gate open (1)."""
+    _process_settings()  # the orthogonal draw's QR runs on BLAS too
     rng = np.random.default_rng(seed)
     weights = []
     for index, shape in enumerate(shapes(spec)):  # (kernel, recurrent, bias) x 2, (kernel, bias) x 2
@@ -194,5 +195,5 @@ def _process_settings() -> None:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: its allocator's own ways stand
         return
-    mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    mallopt(M_TRIM_THRESHOLD, 32 << 20)
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
