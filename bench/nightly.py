@@ -18,23 +18,13 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from scale import DEV, _same_range  # noqa: E402  (a sibling script: one way to pick the series)
-
-
-def nightcast(env: dict[str, str], *args: str) -> float:
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "job", *args], env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"nightcast {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return time.perf_counter() - started
+from scale import DEV, _same_range, nightcast  # noqa: E402  (a sibling script: its series, its timer)
 
 
 def main(argv: list[str] | None = None) -> int:
