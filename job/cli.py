@@ -30,6 +30,7 @@ from job.cli_options import (
 from job.config import Settings, load_settings
 from job.errors import NightcastError, UsageError, one_line
 from job.logs import setup_logging
+from job.redact import redact
 
 app = typer.Typer(
     name="nightcast",
@@ -352,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except Exception as exc:
-        if verbose:
-            traceback.print_exc()
+        if verbose:  # exception text can quote a connection string: scrubbed like the rest
+            typer.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
         expected = isinstance(exc, NightcastError | DBAPIError)
         hint = "" if expected or verbose else " (run with --verbose for details)"
         typer.echo(f"error: {one_line(exc)}{hint}", err=True)

@@ -35,12 +35,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+#: What the caller's shell may hold that would steer nightcast, its database driver, Dask or
+#: compose: a user who has just deployed the service has POSTGRES_PASSWORD and
+#: NIGHTCAST_DATABASE_URL exported, libpq reads PG*, Dask reads DASK_*.
+CALLER_PREFIXES = ("NIGHTCAST_", "POSTGRES_", "DATABASE_URL", "PG", "DASK_")
+
+
+def caller_free(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` without the caller's settings (the test's own PostgreSQL URL is kept)."""
+    return {
+        k: v for k, v in environ.items() if not k.startswith(CALLER_PREFIXES) or k == "NIGHTCAST_TEST_PG_URL"
+    }
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's NIGHTCAST_* variables or a stray .env file."""
-    for name in list(os.environ):
-        if name.startswith("NIGHTCAST_") and name != "NIGHTCAST_TEST_PG_URL":
-            monkeypatch.delenv(name)
+    """No test, nor any command a test starts with this process's environment, reads the
+    caller's settings or a stray .env file: each test sets what it needs."""
+    for name in set(os.environ) - set(caller_free(dict(os.environ))):
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 

@@ -66,6 +66,7 @@ def test_wait_blocks_until_the_holder_lets_go(migrated_url: str) -> None:
     assert acquired_at and acquired_at[0] >= released_at
 
 
+@pytest.mark.slow
 def test_a_killed_holder_leaves_no_stale_claim(migrated_url: str) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, migrated_url, "AAA"], stdout=subprocess.PIPE, text=True

@@ -111,6 +111,7 @@ def test_status_masks_password_in_the_url(pg_url: str, capsys: pytest.CaptureFix
     assert "hunter2" not in out and "postgres:***@" in out
 
 
+@pytest.mark.slow
 def test_python_dash_m_job_is_the_same_cli() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "job", "--help"], capture_output=True, text=True, check=False

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from sqlalchemy.engine import make_url
 
 from job.cli import main
 from job.config import load_settings
+from tests.ports import free_port
+
+pytestmark = pytest.mark.slow  # each test runs hadolint, docker-compose or a Dask scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -37,15 +41,20 @@ def _tool(name: str) -> str:
 
 
 def _compose_config(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIGHTCAST_", "POSTGRES_"))}
+    """`docker-compose config` seeing only `env`: neither the caller's shell nor a `.env`
+    file that a user deploying from this checkout keeps beside the compose file."""
     files = [arg for name in ("docker-compose.yml", *extra) for arg in ("-f", str(ROOT / name))]
-    return subprocess.run(
-        [_tool("docker-compose"), "--project-directory", str(ROOT), *files, "--profile", "tools", "config"],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory() as folder:  # docker-compose reads /dev/null as "no file given"
+        empty = Path(folder) / "empty.env"
+        empty.touch()
+        options = ["--project-directory", str(ROOT), "--env-file", str(empty), *files, "--profile", "tools"]
+        return subprocess.run(
+            [_tool("docker-compose"), *options, "config"],
+            env={"PATH": os.environ.get("PATH", ""), **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +161,17 @@ def test_the_dask_scheduler_healthcheck_fails_without_it_and_passes_quietly_once
     service = yaml.safe_load(done.stdout)["services"]["dask-scheduler"]
     kind, program, *args = service["healthcheck"]["test"]
     assert (kind, program) == ("CMD", "python")
-    check = [sys.executable, *args]
+    assert "localhost:8787/health" in args[-1] and service["command"][:2] == ["--port", "8786"]
+    # The check and the scheduler as compose runs them, on ports free at this moment, so that
+    # another run of these tests (or a Dask of the developer's) is neither in the way nor found.
+    port, http = free_port(), free_port()
+    check = [sys.executable, *args[:-1], args[-1].replace("8787", str(http))]
+    command = ["--port", str(port), *service["command"][2:], "--dashboard-address", f"127.0.0.1:{http}"]
     assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0
     log = tmp_path / "scheduler.log"
     with log.open("w") as out:
         scheduler = subprocess.Popen(
-            [_tool(service["entrypoint"][0]), *service["entrypoint"][1:], *service["command"]],
+            [_tool(service["entrypoint"][0]), *service["entrypoint"][1:], *command],
             stdout=out,
             stderr=out,
         )

@@ -27,6 +27,7 @@ def _keras_loss(tf: object, spec: Spec, output: object, y: np.ndarray) -> object
     return tf.reduce_mean(0.5 * (log_var + tf.square(y - output[:, 0]) * tf.exp(-log_var)))
 
 
+@pytest.mark.slow  # imports TensorFlow
 @pytest.mark.parametrize("spec", SPECS, ids=["distribution", "point"])
 def test_loss_and_every_gradient_equal_keras_on_random_weights(spec: Spec) -> None:
     load_keras()
@@ -55,6 +56,7 @@ def test_a_log_variance_held_at_its_bound_passes_no_gradient() -> None:
     assert grads[-1][1] == 0.0 and grads[-1][0] != 0.0
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_adam_steps_equal_keras_adam() -> None:
     keras = load_keras()
     spec = SPECS[1]

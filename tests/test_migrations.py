@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -72,6 +73,7 @@ def test_prediction_errors_view_joins_actual_closes(migrated_url: str) -> None:
     assert abs(rows[0].abs_pct_error - 5.0) < 1e-9
 
 
+@pytest.mark.slow
 def test_the_alembic_command_line_works_from_the_repository(db_url: str) -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "NIGHTCAST_DATABASE_URL": db_url}

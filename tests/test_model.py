@@ -172,6 +172,7 @@ def test_numpy_forward_matches_the_keras_model(tmp_path: Path, closes: np.ndarra
     )
 
 
+@pytest.mark.slow
 def test_seed_preset_is_the_tutorial(closes: np.ndarray) -> None:
     params = ModelParams(preset="seed", lstm_units=(4, 4), dense_units=2, window=30)
     fit = train(closes[:120], params)

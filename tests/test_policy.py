@@ -44,6 +44,7 @@ def test_one_session_before_the_schedule_is_still_an_update() -> None:
     assert _decide(sessions_since_retrain=19).kind == "update"
 
 
+@pytest.mark.slow
 def test_importing_the_policy_or_the_model_does_not_import_tensorflow() -> None:
     import subprocess
 

@@ -28,6 +28,7 @@ def _runs(url: str) -> list[tuple[str, dict]]:
         return [tuple(r) for r in conn.execute(sa.select(job_runs.c.status, job_runs.c.details))]
 
 
+@pytest.mark.slow
 def test_the_real_scheduler_fires_real_cycles(migrated_url: str, tmp_path: Path) -> None:
     settings = tiny_settings(migrated_url, heartbeat_file=tmp_path / "heartbeat")
     service = NightlyService(settings, trigger=IntervalTrigger(seconds=1), clock=lambda: FRIDAY_EVENING)
@@ -74,7 +75,7 @@ def test_default_trigger_is_weekday_evenings_in_new_york(migrated_url: str) -> N
 def test_sigterm_stops_the_service_cleanly(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'service.db'}"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NIGHTCAST_")},
+        **os.environ,  # the caller's settings are gone (conftest)
         "NIGHTCAST_DATABASE_URL": url,
         "NIGHTCAST_SOURCE": "sample",
         "NIGHTCAST_HISTORY_START": "2019-06-01",
