@@ -39,6 +39,7 @@ def test_a_ticker_follows_its_configured_exchange_then_its_suffix_then_the_defau
     assert Calendars("XTKS").name("TSLA") == "XTKS"
 
 
+@pytest.mark.slow  # builds every exchange calendar
 @pytest.mark.parametrize("name", sorted(set(SUFFIX_CALENDARS.values())))
 def test_every_suffix_default_is_a_calendar(name: str) -> None:
     assert get_sessions(name).name == name

@@ -156,6 +156,7 @@ def test_update_refuses_another_architecture(closes: np.ndarray, fit: Fit) -> No
         update(fit.forecaster, closes, TINY.model_copy(update={"dense_units": 9}))
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_numpy_forward_matches_the_keras_model(tmp_path: Path, closes: np.ndarray, fit: Fit) -> None:
     import keras
 

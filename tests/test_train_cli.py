@@ -39,6 +39,7 @@ def test_train_stores_a_retrain_per_ticker_and_reports_it(
     assert row.artifact is not None and row.params["window"] == 5
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     migrated_url: str, tiny_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
