@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=500)
     args = parser.parse_args(argv)
 
-    from job.sources import CsvSource
+    from job.ingest.sources import CsvSource
 
     ticker = args.csv.stem.upper()
     frame = CsvSource(args.csv).fetch(ticker, date(1900, 1, 1), date.today())
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         import sqlalchemy as sa
 
         from job.db import get_engine, predictions
-        from job.evaluate import summarize
+        from job.forecast.evaluate import summarize
 
         engine = get_engine(env["NIGHTCAST_DATABASE_URL"])
         with engine.connect() as conn:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     assert summary is not None
 
     from job.config import ModelParams
-    from job.model import train
+    from job.forecast.model import train
 
     closes = frame.loc[frame["date"] < start, "close"].to_numpy()
     train(closes[-200:], ModelParams())  # import TensorFlow and build once: time training alone

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from job.calendar import Calendars, get_sessions
 from job.db import get_engine, prices, upsert
 from job.db.migrate import upgrade_to_head
-from job.ingest import ingest_many
-from job.sources.base import finish
+from job.ingest.run import ingest_many
+from job.ingest.sources.base import finish
+from job.support.calendar import Calendars, get_sessions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scratch schemas
 from tests.scratch import scratch_schema

@@ -3,7 +3,7 @@
     python bench/intervals.py [--data DIR] [--sessions 250] [--workers 2] [--tickers A,B]
 
 For each `TICKER.csv` in the folder (default: the 25 development series), replays its last
-`--sessions` as-of sessions through the compute stage itself (job.compute, the default
+`--sessions` as-of sessions through the compute stage itself (job.forecast.compute, the default
 model and policy, no database), on `--workers` Dask worker processes. Prints per ticker the
 RMSE ratio to naive of the network alone and of the stored (guarded) LSTM forecast, the
 share of sessions where the LSTM forecast moved off the last close, the Diebold-Mariano
@@ -37,22 +37,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from job.forecasts import LEVELS, MODELS, bounds
+from job.forecast.models import LEVELS, MODELS, bounds
 
 if TYPE_CHECKING:
-    from job.compute import Task
-    from job.model.features import OHLCV
+    from job.forecast.compute import Task
+    from job.forecast.model.features import OHLCV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
 
 def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
-    from job.calendar import get_sessions
-    from job.compute import State, Task
     from job.config import ModelParams, RetrainPolicy
-    from job.model.features import OHLCV
-    from job.sources import CsvSource
+    from job.forecast.compute import State, Task
+    from job.forecast.model.features import OHLCV
+    from job.ingest.sources import CsvSource
+    from job.support.calendar import get_sessions
 
     calendar = get_sessions("XNYS")
     for ticker in tickers:
@@ -102,9 +102,9 @@ ALONE_WARMUP = 50
 
 def alone(closes: np.ndarray, positions: np.ndarray, sigma: np.ndarray, level: int) -> np.ndarray:
     """(n, 2) naive intervals scaled by `sigma` (one per position) alone, conformal on the
-    walk's own earlier scores with the product's rule (job.intervals.interval): how one
+    walk's own earlier scores with the product's rule (job.forecast.intervals.interval): how one
     source of scale does by itself, the network's or the baseline's."""
-    from job import intervals
+    from job.forecast import intervals
 
     out, misses = np.full((len(positions), 2), np.nan), []
     past = np.abs(np.log(closes[positions + 1] / closes[positions])) / sigma
@@ -120,7 +120,7 @@ def score_garch(bars: OHLCV, dates: np.ndarray, steps: list) -> dict[str, float]
     """nightcast's Winkler scores as ratios to the better GARCH(1,1), per level, GARCH's
     coverage, and the ratios of one-scale intervals (the network's own scale, the baseline's)
     to GARCH after ALONE_WARMUP sessions."""
-    from job import intervals, scores
+    from job.forecast import intervals, scores
 
     closes = bars.close
     index = {d: i for i, d in enumerate(dates)}
@@ -156,7 +156,7 @@ def score_garch(bars: OHLCV, dates: np.ndarray, steps: list) -> dict[str, float]
 
 
 def score(ticker: str, closes: dict[np.datetime64, float], steps: list) -> dict[str, float]:
-    from job import scores
+    from job.forecast import scores
 
     matured = [s for s in steps if np.datetime64(s.target) in closes]
     actual = np.array([closes[np.datetime64(s.target)] for s in matured])

@@ -91,7 +91,7 @@ def nightcast_walk(csv: Path, sessions: int, tmp: Path) -> float:
     """Seconds for `nightcast backfill` over the last `sessions` sessions, fresh database."""
     from datetime import date
 
-    from job.sources import CsvSource
+    from job.ingest.sources import CsvSource
 
     ticker = csv.stem.upper()
     dates = CsvSource(csv).fetch(ticker, date(1900, 1, 1), date.today())["date"]

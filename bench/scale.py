@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from job.db import get_engine
     from job.db.migrate import upgrade_to_head
     from job.executors import _warm_up
+    from job.ingest.sources import CsvSource, source_for
     from job.pipeline import Cycle
-    from job.sources import CsvSource, source_for
 
     files = _same_range(sorted(args.data.glob("*.csv")))[: args.tickers]
     tickers = [f.stem.upper() for f in files]

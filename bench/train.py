@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     from job.config import ModelParams
-    from job.model import train
-    from job.model.network import load_keras
-    from job.scores import rmse
-    from job.sources import CsvSource
+    from job.forecast.model import train
+    from job.forecast.model.network import load_keras
+    from job.forecast.scores import rmse
+    from job.ingest.sources import CsvSource
 
     load_keras()  # imports TensorFlow now, so neither timing below includes the import
     import_s = time.perf_counter() - started

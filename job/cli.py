@@ -29,8 +29,8 @@ from job.cli_options import (
 )
 from job.config import Settings, load_settings
 from job.errors import NightcastError, UsageError, one_line
-from job.logs import setup_logging
-from job.redact import redact
+from job.support.logs import setup_logging
+from job.support.redact import redact
 
 app = typer.Typer(
     name="nightcast",
@@ -99,8 +99,8 @@ def config_command(database_url: DatabaseUrl = None) -> None:
 
 
 def _cycle(settings: Settings, **callbacks: Any) -> Any:
+    from job.ingest.sources import source_for
     from job.pipeline import Cycle
-    from job.sources import source_for
 
     return Cycle(settings, source_for(settings), **callbacks)
 
@@ -262,8 +262,8 @@ def export(
 ) -> None:
     """Write a stored model as a .keras file: Keras' own format, `keras.saving.load_model` opens it."""
     from job.db.migrate import require_current
-    from job.model_store import export_keras
-    from job.tickers import normalize_ticker
+    from job.ingest.tickers import normalize_ticker
+    from job.persist.model_versions import export_keras
 
     if out.suffix != ".keras":
         raise UsageError(f"--out {out}: a Keras model file must end in .keras")
@@ -287,8 +287,8 @@ def health(
     ] = 300,
 ) -> None:
     """Exit 0 when the scheduler's heartbeat is fresh (for container healthchecks)."""
-    from job.clock import utcnow
     from job.scheduler import heartbeat_age
+    from job.support.clock import utcnow
 
     settings = load_settings()
     age = heartbeat_age(settings.heartbeat_file, utcnow())

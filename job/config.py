@@ -29,12 +29,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from job import redact
 from job.errors import NightcastError, UsageError, quote
-from job.tickers import normalize_ticker
+from job.ingest.tickers import normalize_ticker
+from job.support import redact
 
 if TYPE_CHECKING:
-    from job.calendar import Calendars
+    from job.support.calendar import Calendars
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,12 @@ class Settings(BaseSettings):
     tickers: Annotated[list[str], NoDecode] = ["TSLA"]
     source: Literal["yahoo", "csv", "sample"] = "yahoo"
     csv_path: Path | None = None
-    csv_any_name: bool = False  # a single CSV file may be named for another ticker (job.sources.csvfile)
+    csv_any_name: bool = (
+        False  # a single CSV file may be named for another ticker (job.ingest.sources.csvfile)
+    )
     calendar: str = "XNYS"
     # Per ticker, "AET.L=XLON,4063.T=XTKS"; without one, a ticker's Yahoo suffix decides
-    # (job.calendar.SUFFIX_CALENDARS), then `calendar`.
+    # (job.support.calendar.SUFFIX_CALENDARS), then `calendar`.
     calendars: Annotated[dict[str, str], NoDecode] = {}
     schedule_cron: str = "30 18 * * mon-fri"
     schedule_timezone: str = "America/New_York"
@@ -219,7 +221,7 @@ class Settings(BaseSettings):
     @property
     def exchanges(self) -> Calendars:
         """Each ticker's exchange calendar."""
-        from job.calendar import Calendars  # exchange_calendars loads in ~0.5 s: only when used
+        from job.support.calendar import Calendars  # exchange_calendars loads in ~0.5 s: only when used
 
         return Calendars(self.calendar, self.calendars)
 

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from job.evaluate import RangeSummary
-from job.forecasts import GUARDED
+from job.forecast.evaluate import RangeSummary
+from job.forecast.models import GUARDED
 from job.pipeline import CycleReport, PlanCallback, SessionCallback
 
 log = logging.getLogger(__name__)

@@ -81,7 +81,7 @@ def one_line(exc: BaseException) -> str:
     """
     from sqlalchemy.exc import DBAPIError
 
-    from job.redact import redact
+    from job.support.redact import redact
 
     if isinstance(exc, DBAPIError):
         text = f"database: {str(exc.orig).strip() or type(exc.orig).__name__}"

@@ -1,6 +1,6 @@
 """Where the compute stage runs: in this process (the default), or on Dask workers.
 
-An executor takes tasks (job.compute.Task: arrays in, arrays out) and yields what they
+An executor takes tasks (job.forecast.compute.Task: arrays in, arrays out) and yields what they
 produced, as it is produced, for the caller to persist. Workers never see the database: the
 process that reads and writes the tables stays the only one connected to it.
 
@@ -24,8 +24,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from job.compute import State, Step, Task, replay, replay_all
 from job.config import Settings
+from job.forecast.compute import State, Step, Task, replay, replay_all
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class _Chain:
 
 def _warm_up() -> None:
     """What a task needs imported, imported before the first task arrives."""
-    import job.compute  # noqa: F401
+    import job.forecast.compute  # noqa: F401
 
 
 def _state_of(result: tuple[list[Step], State]) -> State:

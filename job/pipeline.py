@@ -1,12 +1,12 @@
 """A cycle in three stages, data flowing one way: ingest -> compute -> persist.
 
-1. Ingest every claimed ticker through the one ingest path (`job.ingest.ingest_many`, what
+1. Ingest every claimed ticker through the one ingest path (`job.ingest.run.ingest_many`, what
    `nightcast ingest` runs), each ticker committed on its own: prices survive a failing
    model, and no download happens inside a transaction.
-2. Compute: per ticker, `job.plan` reads what its sessions need into a task of arrays, and
-   an executor (this process, or Dask workers) replays it (`job.compute`).
+2. Compute: per ticker, `job.forecast.plan` reads what its sessions need into a task of arrays, and
+   an executor (this process, or Dask workers) replays it (`job.forecast.compute`).
 3. Persist: each as-of session's results commit on their own, a Dask chunk's sessions
-   together (`job.persist`), on the connection holding the ticker's claim (`job.db.claims`).
+   together (`job.persist.steps`), on the connection holding the ticker's claim (`job.db.claims`).
 
 The nightly run, its catch-up of missed sessions, `backfill` and `train` are this one cycle
 over different session lists; each command calls one method here and renders the report.
@@ -21,23 +21,23 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from job.calendar import Calendars
-from job.clock import utcnow
-from job.compute import Step, Task
 from job.config import Settings
 from job.db import get_engine
 from job.db.claims import Claims
 from job.db.migrate import require_current
 from job.db.runs import finish_run, start_run
 from job.errors import NightcastError, UsageError, clip, one_line, ticker_failure, unforeseen
-from job.evaluate import RangeSummary, summarize
 from job.executors import Executor, executor_for
-from job.ingest import IngestOutcome, ingest_many
-from job.persist import save_steps
-from job.plan import Plan, plan
-from job.redact import mask_url, redact
-from job.selection import Selection
-from job.sources import PriceSource
+from job.forecast.compute import Step, Task
+from job.forecast.evaluate import RangeSummary, summarize
+from job.forecast.plan import Plan, plan
+from job.forecast.selection import Selection
+from job.ingest.run import IngestOutcome, ingest_many
+from job.ingest.sources import PriceSource
+from job.persist.steps import save_steps
+from job.support.calendar import Calendars
+from job.support.clock import utcnow
+from job.support.redact import mask_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Cycle:
         accept: Collection[dt.date] = (),
     ) -> list[IngestOutcome]:
         """`nightcast ingest`: the cycle's first stage alone, on the tickers it can claim;
-        `accept`: flagged dates a person confirmed (job.anomalies), for one ticker only."""
+        `accept`: flagged dates a person confirmed (job.ingest.anomalies), for one ticker only."""
         if accept and len(tickers) != 1:
             raise UsageError(
                 f"--accept: name the one ticker whose step is real (--tickers; got {len(tickers)})"

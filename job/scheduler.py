@@ -22,13 +22,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from job.clock import utcnow
 from job.config import ENV_PREFIX, Settings
 from job.db import get_engine
 from job.db.forecasts import latest_as_of
 from job.errors import NightcastError
+from job.ingest.sources import source_for
 from job.pipeline import Cycle
-from job.sources import source_for
+from job.support.clock import utcnow
 
 log = logging.getLogger(__name__)
 

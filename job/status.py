@@ -15,15 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from job.clock import utcnow
 from job.config import Settings
 from job.db import get_engine
 from job.db.claims import Claims
 from job.db.flags import flag_messages
 from job.db.migrate import current_revision, head_revision, require_existing, unknown_revision
+from job.db.overview import TickerStatus, ticker_status
 from job.db.runs import last_run as latest_run
-from job.db.status import TickerStatus, ticker_status
-from job.forecasts import GUARDED
+from job.forecast.models import GUARDED
+from job.support.clock import utcnow
 
 
 @dataclass(frozen=True)

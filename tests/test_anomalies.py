@@ -17,19 +17,19 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.anomalies import Anomaly, Flagged, find_anomalies
-from job.calendar import Calendars, get_sessions
 from job.cli import main
-from job.compare import OVERLAP_SESSIONS
 from job.config import Settings
 from job.db import get_engine, job_runs, price_flags, prices
 from job.errors import Refused
-from job.ingest import ingest_many
+from job.ingest.anomalies import Anomaly, Flagged, find_anomalies
+from job.ingest.compare import OVERLAP_SESSIONS
+from job.ingest.run import ingest_many
+from job.ingest.sources import CsvSource, source_for
+from job.ingest.sources.base import VALUE_COLUMNS, Bars, finish
+from job.ingest.sources.csvfile import read_yahoo_csv
 from job.pipeline import Cycle
-from job.sources import CsvSource, source_for
-from job.sources.base import VALUE_COLUMNS, Bars, finish
-from job.sources.csvfile import read_yahoo_csv
 from job.status import render_status
+from job.support.calendar import Calendars, get_sessions
 from tests.conftest import SAMPLE_CSV, tiny_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

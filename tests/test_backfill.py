@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine
-from job.evaluate import update_rolling_metrics
+from job.forecast.evaluate import update_rolling_metrics
+from job.ingest.sources import make_source
 from job.pipeline import Cycle
-from job.sources import make_source
 from tests.commands import command_line
 from tests.conftest import SAMPLE_CSV, tiny_settings
 
@@ -68,7 +68,7 @@ def test_tampering_after_a_date_changes_no_forecast_up_to_it(
     frame = pd.read_csv(SAMPLE_CSV)
     later = pd.to_datetime(frame["Date"]).dt.date > TAMPER_AFTER
     for column in ("Open", "High", "Low", "Close", "Adj Close"):
-        frame.loc[later, column] *= 1.5  # a large change, below what job.anomalies flags
+        frame.loc[later, column] *= 1.5  # a large change, below what job.ingest.anomalies flags
     frame.loc[later, "Volume"] *= 3  # the network reads volume too
     tampered_folder = write_csv(tmp_path / "tampered", frame)
     tampered = make_db()
@@ -105,7 +105,7 @@ def test_interrupted_backfill_resumes_to_the_same_rows(
 
     interrupted = Cycle(settings, make_source("csv", sample_folder))
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr("job.persist.update_rolling_metrics", ctrl_c_on_the_seventh)
+        patch.setattr("job.persist.steps.update_rolling_metrics", ctrl_c_on_the_seventh)
         interrupted.backfill(["TSLA"], start=START, as_of=END)
     assert len(rows(migrated_url, "SELECT * FROM predictions")) == 2 * 6
     assert main(backfill_args(migrated_url, sample_folder)) == 0

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from job.calendar import Sessions, get_sessions
 from job.errors import NightcastError
+from job.support.calendar import Sessions, get_sessions
 
 UTC = dt.UTC
 

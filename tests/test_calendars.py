@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.calendar import SUFFIX_CALENDARS, Calendars, get_sessions
 from job.config import Settings
 from job.db import get_engine, job_runs
 from job.errors import NightcastError
+from job.ingest.sources import source_for
 from job.pipeline import Cycle
 from job.scheduler import NightlyService
-from job.sources import source_for
+from job.support.calendar import SUFFIX_CALENDARS, Calendars, get_sessions
 from tests.conftest import tiny_settings
 
 UTC = dt.UTC

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from job import redact
 from job.cli import main
 from job.db.migrate import head_revision
 from job.errors import one_line
+from job.support import redact
 
 
 def test_migrate_then_status_on_each_database(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,7 +159,7 @@ def test_password_settings_problems_are_one_line(monkeypatch, tmp_path, capsys) 
 def _log_unexpected() -> None:
     import logging
 
-    logging.getLogger("job.ingest").info("info from a job module")
+    logging.getLogger("job.ingest.run").info("info from a job module")
     logging.getLogger("job.pipeline").debug("debug detail")
     try:
         raise RuntimeError("boom")
@@ -175,7 +175,7 @@ def test_one_logger_tree_and_tracebacks_where_asked(
     capsys: pytest.CaptureFixture[str], verbose: bool, tracebacks: bool, debug: bool, traceback: bool
 ) -> None:
     """All of job.* shows INFO; tracebacks with --verbose, and always in the scheduler's log."""
-    from job.logs import setup_logging
+    from job.support.logs import setup_logging
 
     setup_logging(verbose, tracebacks=tracebacks)
     _log_unexpected()

@@ -10,13 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from job.calendar import get_sessions
-from job.compute import Recent, State, Task, replay, replay_all
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
-from job.forecasts import MODELS, NUMERIC
-from job.scores import rmse
-from job.sources import SampleSource
+from job.forecast.compute import Recent, State, Task, replay, replay_all
+from job.forecast.models import MODELS, NUMERIC
+from job.forecast.scores import rmse
+from job.ingest.sources import SampleSource
+from job.support.calendar import get_sessions
 from tests.conftest import TINY_MODEL
 
 XNYS = get_sessions("XNYS")

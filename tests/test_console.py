@@ -50,7 +50,7 @@ def test_json_of_a_flat_range_is_strict_json() -> None:
     """Naive's RMSE is 0 over prices that never moved: the ratio is no number, and `null`."""
     import json
 
-    from job.evaluate import RangeSummary
+    from job.forecast.evaluate import RangeSummary
     from job.pipeline import CycleReport
 
     flat = RangeSummary("FLAT", 5, {"rmse": 0.0}, {"rmse": 0.0}, 0)

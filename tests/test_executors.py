@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from job.db import get_engine
+from job.ingest.sources import make_source
 from job.pipeline import Cycle
-from job.sources import make_source
 from tests.conftest import SAMPLE_CSV, tiny_settings
 
 START, END = date(2020, 3, 2), date(2020, 5, 29)  # 64 as-of sessions: chunks of 20 on a cluster

@@ -8,12 +8,12 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from job.calendar import get_sessions
-from job.compute import State, Task, replay
 from job.config import ModelParams, RetrainPolicy
-from job.model import features
-from job.model.features import OHLCV
-from job.sources import SampleSource
+from job.forecast.compute import State, Task, replay
+from job.forecast.model import features
+from job.forecast.model.features import OHLCV
+from job.ingest.sources import SampleSource
+from job.support.calendar import get_sessions
 from tests.conftest import TINY_MODEL
 
 XNYS = get_sessions("XNYS")

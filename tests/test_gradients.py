@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from job.model import gradients
-from job.model.lstm import Spec
-from job.model.network import build_model, load_keras
+from job.forecast.model import gradients
+from job.forecast.model.lstm import Spec
+from job.forecast.model.network import build_model, load_keras
 
 SPECS = [Spec(10, (50, 50), 25, 6, 2), Spec(4, (3, 5), 2, 1, 1)]
 

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.calendar import get_sessions
 from job.cli import main
-from job.clock import utcnow
 from job.db import get_engine, job_runs, model_versions, price_flags
 from job.db.migrate import head_revision, upgrade_to_head
 from job.scheduler import write_heartbeat
+from job.support.calendar import get_sessions
+from job.support.clock import utcnow
 from tests.commands import command_line
 from tests.conftest import SAMPLE_CSV
 

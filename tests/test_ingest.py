@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from job.calendar import Calendars, get_sessions
-from job.compare import OVERLAP_SESSIONS
 from job.db import get_engine, model_versions, predictions, price_revisions, prices
 from job.db.bars import BULK_THRESHOLD, write_bars
 from job.errors import TickerError
-from job.ingest import ingest_many
-from job.sources import CsvSource, SampleSource
-from job.sources.base import Bars, finish
-from job.validate import validate
+from job.ingest.compare import OVERLAP_SESSIONS
+from job.ingest.run import ingest_many
+from job.ingest.sources import CsvSource, SampleSource
+from job.ingest.sources.base import Bars, finish
+from job.ingest.validate import validate
+from job.support.calendar import Calendars, get_sessions
 
 XNYS = get_sessions("XNYS")
 UTC = dt.UTC

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from job import intervals
-from job.forecasts import LEVELS
-from job.model import features
-from job.model.features import OHLCV
+from job.forecast import intervals
+from job.forecast.model import features
+from job.forecast.model.features import OHLCV
+from job.forecast.models import LEVELS
 
 
 def garch_closes(n: int, seed: int = 0) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from job.config import ModelParams
-from job.model import Fit, Forecaster, features, network, train, update, windows
-from job.model.core import min_train_closes, shrink_factor
+from job.forecast.model import Fit, Forecaster, features, network, train, update, windows
+from job.forecast.model.core import min_train_closes, shrink_factor
 
 TINY = ModelParams(
     window=5,
@@ -165,7 +165,7 @@ def test_numpy_forward_matches_the_keras_model(tmp_path: Path, closes: np.ndarra
     x = fit.forecaster.scaling.apply(
         windows.forecast_inputs(closes, np.arange(40, 399), TINY.window, "default")
     )
-    from job.model.lstm import predict
+    from job.forecast.model.lstm import predict
 
     assert x.shape[2] == len(features.NAMES)
     np.testing.assert_allclose(

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from job.config import ModelParams
 from job.db import get_engine, model_versions
-from job.model import ArtifactError, Fit, train, update
-from job.model_store import load_latest, save_version
+from job.forecast.model import ArtifactError, Fit, train, update
+from job.persist.model_versions import load_latest, save_version
 
 TINY = ModelParams(
     window=5, lstm_units=(6, 5), dense_units=4, batch_size=32, max_epochs=3, patience=2, train_sessions=200
@@ -152,7 +152,7 @@ def test_a_damaged_artifact_raises_artifact_error(
 def test_bytes_that_match_their_sha_but_are_no_model_raise_artifact_error(
     migrated_url: str, fit: Fit
 ) -> None:
-    from job.model.artifact import sha256
+    from job.forecast.model.artifact import sha256
 
     junk = b"PK\x03\x04 not really a zip"
     with get_engine(migrated_url).begin() as conn:
@@ -172,7 +172,7 @@ def test_artifacts_are_the_same_bytes_whenever_they_are_written(
     """No clock in the bytes: the same model has one sha256, in any run and any process."""
     import time
 
-    from job.model import artifact
+    from job.forecast.model import artifact
 
     first = artifact.pack(fit.forecaster)
     monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # zip would stamp entries with it

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from job.model import windows
+from job.forecast.model import windows
 
 
 def _walk(n: int, seed: int = 0) -> np.ndarray:

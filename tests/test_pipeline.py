@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, job_runs
-from job.persist import save_steps
+from job.ingest.sources import source_for
+from job.persist.steps import save_steps
 from job.pipeline import Cycle
-from job.sources import source_for
 from tests.conftest import SAMPLE_CSV, tiny_settings
 
 WEEK = [date(2020, 7, 27), date(2020, 7, 28), date(2020, 7, 29), date(2020, 7, 30), date(2020, 7, 31)]

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from job.config import RetrainPolicy
-from job.policy import Decision, decide
+from job.forecast.policy import Decision, decide
 
 POLICY = RetrainPolicy(retrain_every=20, skill_threshold=1.1)
 
@@ -48,6 +48,9 @@ def test_one_session_before_the_schedule_is_still_an_update() -> None:
 def test_importing_the_policy_or_the_model_does_not_import_tensorflow() -> None:
     import subprocess
 
-    code = "import sys, job.policy, job.model; print(any(m in sys.modules for m in ('tensorflow', 'keras')))"
+    code = (
+        "import sys, job.forecast.policy, job.forecast.model;"
+        " print(any(m in sys.modules for m in ('tensorflow', 'keras')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

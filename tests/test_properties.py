@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job.calendar import Calendars, get_sessions
 from job.db import get_engine
-from job.ingest import ingest_many
-from job.sources import CsvSource
+from job.ingest.run import ingest_many
+from job.ingest.sources import CsvSource
+from job.support.calendar import Calendars, get_sessions
 
 XNYS = get_sessions("XNYS")
 DAYS = XNYS.sessions_in_range(dt.date(2020, 6, 1), dt.date(2020, 7, 31))

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
-from job import redact
 from job.cli import main
 from job.config import load_settings
 from job.db import get_engine
-from job.sources.csvfile import CsvSource
+from job.ingest.sources.csvfile import CsvSource
+from job.support import redact
 from tests.conftest import SAMPLE_CSV
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"

@@ -18,7 +18,7 @@ from PIL import Image
 
 from job.cli import main
 from job.db import get_engine
-from job.evaluate import summarize
+from job.forecast.evaluate import summarize
 from job.report import error_figure, forecast_figure, load_chart_data, rolling_figure
 from tests.conftest import SAMPLE_CSV, tiny_model_env
 

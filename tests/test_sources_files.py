@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from job.errors import NightcastError, TickerError
-from job.sources import FRAME_COLUMNS, CsvSource, PriceSource, SampleSource, make_source
-from job.sources.base import finish
-from job.validate import ValidationError
+from job.ingest.sources import FRAME_COLUMNS, CsvSource, PriceSource, SampleSource, make_source
+from job.ingest.sources.base import finish
+from job.ingest.validate import ValidationError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "job" / "data" / "TSLA.csv"
 ALL = (dt.date(1990, 1, 1), dt.date(2030, 1, 1))

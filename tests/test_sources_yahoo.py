@@ -32,10 +32,10 @@ import pandas as pd
 import pytest
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMissingError
 
-from job.calendar import Calendars
 from job.errors import TickerError
-from job.sources import FRAME_COLUMNS
-from job.sources.yahoo import DOWNLOAD_OPTIONS, YahooSource
+from job.ingest.sources import FRAME_COLUMNS
+from job.ingest.sources.yahoo import DOWNLOAD_OPTIONS, YahooSource
+from job.support.calendar import Calendars
 
 RECORDED = Path(__file__).parent / "fixtures" / "yahoo_tsla_2020-07.csv"
 EXCHANGE_TZ = "America/New_York"
@@ -277,7 +277,7 @@ def test_no_network_fails_at_once_with_the_next_step() -> None:
 def test_a_temporary_dns_failure_is_retried_and_a_looping_cause_chain_ends() -> None:
     import socket
 
-    from job.sources.yahoo import unreachable
+    from job.ingest.sources.yahoo import unreachable
 
     good = download_frame({"TSLA": history_frame(recorded())})
     blip = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")

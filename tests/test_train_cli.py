@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from job.cli import main
 from job.db import get_engine, model_versions
-from job.model import features
-from job.model.features import OHLCV
-from job.sources import SampleSource
+from job.forecast.model import features
+from job.forecast.model.features import OHLCV
+from job.ingest.sources import SampleSource
 
 
 def test_train_stores_a_retrain_per_ticker_and_reports_it(
@@ -46,8 +46,8 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
     import keras
 
     from job.db import get_engine
-    from job.model.lstm import predict
-    from job.model_store import load_latest
+    from job.forecast.model.lstm import predict
+    from job.persist.model_versions import load_latest
 
     assert main(["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 0
     assert main(["train", "--database-url", migrated_url, "--tickers", "TSLA"]) == 0

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from job.calendar import get_sessions
-from job.sources import SampleSource
-from job.validate import ValidationError, validate
+from job.ingest.sources import SampleSource
+from job.ingest.validate import ValidationError, validate
+from job.support.calendar import get_sessions
 
 XNYS = get_sessions("XNYS")
 D1, D2, D3 = dt.date(2020, 7, 29), dt.date(2020, 7, 30), dt.date(2020, 7, 31)

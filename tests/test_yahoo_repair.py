@@ -60,9 +60,9 @@ import yfinance.scrapers.history
 from requests.adapters import BaseAdapter
 from yfinance.data import YfData
 
-from job.calendar import Calendars
 from job.errors import TickerError
-from job.sources.yahoo import DOWNLOAD_OPTIONS, REACH, YahooSource, history_download, normalize_frame
+from job.ingest.sources.yahoo import DOWNLOAD_OPTIONS, REACH, YahooSource, history_download, normalize_frame
+from job.support.calendar import Calendars
 
 #: yfinance 1.7 calls pandas APIs that pandas deprecates (inplace=...): nothing we can act on.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame")
@@ -85,7 +85,7 @@ class UnexpectedRequest(AssertionError):
 class Case:
     ticker: str
     recording: str  # <ticker>_<kind>.json in FIXTURES
-    calendar: str  # job.calendar name of the exchange
+    calendar: str  # job.support.calendar name of the exchange
     first: dt.date
     last: dt.date
     clock: dt.datetime  # the nightly run: after the last session's close
@@ -660,7 +660,7 @@ def test_a_failure_of_repairs_own_request_is_retried_like_the_main_one(
     move_yfinances_clock(monkeypatch, WEEK_NIGHT)
     adapter.script("1h", *fault, no_bars(_load(AET), "1h"))
     download = Counting()
-    with caplog.at_level(logging.WARNING, logger="job.sources.yahoo"):
+    with caplog.at_level(logging.WARNING, logger="job.ingest.sources.yahoo"):
         got = source(AET, session, download=download, clock=lambda: WEEK_NIGHT).fetch(
             AET.ticker, WEEK_FIRST, WEEK_LAST
         )

@@ -1,6 +1,6 @@
 """Forecasts in `predictions`: save, what was forecast and when, recent rows, rescaling.
 
-Callers name the columns they want (job.forecasts defines them); this module only knows
+Callers name the columns they want (job.forecast.models defines them); this module only knows
 the table. "The newest as-of session with a forecast" has one definition here, for the
 cycle's plan and for the scheduler's start-up check alike.
 """

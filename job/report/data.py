@@ -14,7 +14,7 @@ from job.db.bars import read_bars
 from job.db.forecasts import forecasts_between
 from job.db.metrics import full_windows
 from job.errors import NightcastError
-from job.forecasts import LEVELS, MODELS, bounds
+from job.forecast.models import LEVELS, MODELS, bounds
 
 #: The interval columns drawn around the LSTM's forecast.
 BOUNDS = tuple(name for level in LEVELS for name in bounds(level))

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from job.forecasts import GUARDED, LEVELS, MODELS, bounds
+from job.forecast.models import GUARDED, LEVELS, MODELS, bounds
 from job.report.data import ChartData
 
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}

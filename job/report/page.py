@@ -1,7 +1,7 @@
 """`nightcast report`: per-ticker charts and one self-contained HTML summary, from the tables.
 
 Loading (job.report.data), drawing (job.report.figures) and the page are separate steps.
-The summary numbers come from `job.evaluate.summarize`, which reads the `prediction_errors`
+The summary numbers come from `job.forecast.evaluate.summarize`, which reads the `prediction_errors`
 view: the report shows what plain SQL over that view gives, never a second computation.
 """
 
@@ -21,11 +21,11 @@ from job.db import get_engine
 from job.db.forecasts import forecast_tickers
 from job.db.migrate import require_current
 from job.errors import NightcastError
-from job.evaluate import RangeSummary, summarize
-from job.files import replace_file
-from job.forecasts import GUARDED, MODELS
+from job.forecast.evaluate import RangeSummary, summarize
+from job.forecast.models import GUARDED, MODELS
 from job.report.data import load_chart_data
 from job.report.figures import FIGURES
+from job.support.files import replace_file
 
 DPI = 100
 

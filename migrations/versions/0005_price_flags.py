@@ -1,7 +1,7 @@
 """`price_flags`: tickers whose latest download was refused, and why.
 
 One row per ticker while its newest bars from the source are refused (invalid values, or a
-step that a unit or split error explains; job.anomalies): the one-line reason, when, from
+step that a unit or split error explains; job.ingest.anomalies): the one-line reason, when, from
 which source, and the dates the refused bars spanned. A later download that passes and
 spans those dates removes the row.
 

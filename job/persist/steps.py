@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
-from job.compute import Step
 from job.config import Settings
 from job.db.claims import Claims
 from job.db.forecasts import rescale_forecasts, save_forecasts
 from job.db.versions import rescale_validation
-from job.evaluate import update_rolling_metrics
-from job.model_store import save_version
+from job.forecast.compute import Step
+from job.forecast.evaluate import update_rolling_metrics
+from job.persist.model_versions import save_version
 
 
 def save_steps(

@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from job.calendar import Sessions
 from job.config import Settings
 from job.errors import NightcastError, quote
-from job.sources.base import FRAME_COLUMNS, PriceSource, empty_frame
-from job.sources.csvfile import CsvSource
-from job.sources.sample import SampleSource
+from job.ingest.sources.base import FRAME_COLUMNS, PriceSource, empty_frame
+from job.ingest.sources.csvfile import CsvSource
+from job.ingest.sources.sample import SampleSource
+from job.support.calendar import Sessions
 
 SOURCE_NAMES = ("yahoo", "csv", "sample")
 
@@ -27,7 +27,9 @@ def make_source(
     """The source a setting or `--source` names; `calendars`/`clock` only matter to yahoo,
     `csv_any_name` (a single file may be named for another ticker) to csv."""
     if name == "yahoo":
-        from job.sources.yahoo import YahooSource  # yfinance takes about 0.5 s to import; csv runs skip it
+        from job.ingest.sources.yahoo import (
+            YahooSource,  # yfinance takes about 0.5 s to import; csv runs skip it
+        )
 
         return YahooSource(calendars, clock=clock)
     if name == "csv":

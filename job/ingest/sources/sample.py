@@ -12,8 +12,8 @@ from importlib import resources
 import pandas as pd
 
 from job.errors import TickerError
-from job.sources.base import finish
-from job.sources.csvfile import read_yahoo_csv
+from job.ingest.sources.base import finish
+from job.ingest.sources.csvfile import read_yahoo_csv
 
 SAMPLE_TICKERS = ("TSLA",)
 

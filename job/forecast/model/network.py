@@ -1,8 +1,8 @@
 """How the network is trained (`train_loop`), and the same architecture in Keras.
 
 Weights are a tuple of numpy arrays (Keras' `get_weights` order). `train_loop` runs
-mini-batch Adam in numpy (job.model.gradients), so training, like forecasting
-(job.model.lstm), never imports TensorFlow; each training starts from its given weights
+mini-batch Adam in numpy (job.forecast.model.gradients), so training, like forecasting
+(job.forecast.model.lstm), never imports TensorFlow; each training starts from its given weights
 with fresh optimizer state, and its result depends on its inputs only.
 
 Keras serves what must be Keras: `train_tutorial`, the `seed` preset as the tutorial wrote
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from job.model import gradients
-from job.model.lstm import Spec, Weights, gaussian_nll, predict
+from job.forecast.model import gradients
+from job.forecast.model.lstm import Spec, Weights, gaussian_nll, predict
 
 _loading = threading.Lock()
 

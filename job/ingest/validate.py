@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from job.calendar import Sessions
 from job.errors import Refused, quote
-from job.sources.base import FRAME_COLUMNS, VALUE_COLUMNS, Bars
+from job.ingest.sources.base import FRAME_COLUMNS, VALUE_COLUMNS, Bars
+from job.support.calendar import Sessions
 
 PRICE_COLUMNS = VALUE_COLUMNS[:-1]  # all but volume
 

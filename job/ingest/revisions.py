@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from job.anomalies import Anomaly, Flagged
-from job.sources.base import VALUE_COLUMNS, Bars
+from job.ingest.anomalies import Anomaly, Flagged
+from job.ingest.sources.base import VALUE_COLUMNS, Bars
 
 #: Relative difference that counts as a change, and how far a session's ratio may lie from
 #: the factor and still agree with it: far below any split, dividend or correction worth

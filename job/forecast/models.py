@@ -17,7 +17,7 @@ MODELS = ("lstm", "naive")
 #: Why a stored LSTM forecast equals the naive one, said wherever that shows.
 GUARDED = "the guard keeps the LSTM at the last close until the network's own forecasts beat naive's"
 #: Where an interval's scale comes from: the network's own forecast of the next return's
-#: spread, or the transparent baseline (a HAR regression on the day's range, job.intervals).
+#: spread, or the transparent baseline (a HAR regression on the day's range, job.forecast.intervals).
 SCALE_SOURCES = ("network", "baseline")
 #: Interval levels, in percent, as the columns name them (`lower_80` .. `upper_95`).
 LEVELS = (80, 95)

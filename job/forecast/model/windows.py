@@ -5,7 +5,7 @@ the place where look-ahead would creep in, and they are tested on their own.
 
 Two representations exist:
 - `default` learns from whole bars: input = the last `window` rows of the feature table
-  (job.model.features: return, range, gap, volume, multi-scale range), target = the next
+  (job.forecast.model.features: return, range, gap, volume, multi-scale range), target = the next
   log return.
 - `seed` (the tutorial) learns close levels: input = the last `window` closes, target = the next.
 
@@ -21,8 +21,8 @@ from typing import Literal
 
 import numpy as np
 
-from job.model import features
-from job.model.features import OHLCV
+from job.forecast.model import features
+from job.forecast.model.features import OHLCV
 
 Preset = Literal["default", "seed"]
 #: The target's column: the return's in a feature table, the only one of a series.
@@ -89,7 +89,7 @@ def check_closes(prices: OHLCV | np.ndarray) -> OHLCV:
 
 
 def series(bars: OHLCV | np.ndarray, preset: Preset) -> np.ndarray:
-    """The values the network reads: for `default`, the feature table (job.model.features)
+    """The values the network reads: for `default`, the feature table (job.forecast.model.features)
     from its first complete row, row k being session k + CONTEXT; for `seed`, the closes."""
     bars = features.as_ohlcv(bars)
     return features.table(bars)[features.CONTEXT :] if preset == "default" else bars.close

@@ -1,10 +1,10 @@
 """Train, fine-tune and forecast: the model behind one small interface.
 
-The default preset reads the last `window` sessions of whole bars (job.model.features) and
+The default preset reads the last `window` sessions of whole bars (job.forecast.model.features) and
 forecasts the next log return's distribution: a Gaussian's mean and log variance, trained on
 its negative log-likelihood, inputs and target scaled with statistics of the training
 windows only. Point forecast = last close x exp(k x mean); the standard deviation is the
-network's own scale of the next return, which the intervals may use (job.compute decides).
+network's own scale of the next return, which the intervals may use (job.forecast.compute decides).
 
 Why `k` (the guard): on daily closes the naive forecast "tomorrow = today" is very hard to
 beat and an LSTM's raw return prediction is mostly noise, so a raw forecast is usually worse
@@ -13,10 +13,10 @@ returns on the chronological validation tail (which the weights never trained on
 ends at the as-of session), clipped to [0, 1], and 0 unless its t-statistic reaches
 MIN_T_STAT. k = 0 is exactly the naive forecast. Updates keep k (they have no held-out data
 to refit it on). A validation tail is one sample, retrained on every few weeks: the compute
-stage (job.compute) applies k only while the network's own live forecasts beat naive's.
+stage (job.forecast.compute) applies k only while the network's own live forecasts beat naive's.
 
 The validation tail also gives the model's first out-of-sample errors (`calibration`), which
-its prediction intervals start from before live errors exist (job.intervals).
+its prediction intervals start from before live errors exist (job.forecast.intervals).
 
 The `seed` preset reproduces the tutorial (MinMax-scaled levels, window 10, batch 1, 3 epochs,
 no validation, no k) for comparison only.
@@ -29,13 +29,13 @@ from functools import cached_property
 
 import numpy as np
 
-from job import intervals
 from job.config import ModelParams
-from job.model import features, gradients, lstm, network, windows
-from job.model.features import OHLCV
-from job.model.lstm import Spec, Weights
-from job.model.windows import Preset, Scaling
-from job.scores import rmse
+from job.forecast import intervals
+from job.forecast.model import features, gradients, lstm, network, windows
+from job.forecast.model.features import OHLCV
+from job.forecast.model.lstm import Spec, Weights
+from job.forecast.model.windows import Preset, Scaling
+from job.forecast.scores import rmse
 
 TUTORIAL_WINDOW, TUTORIAL_EPOCHS = 10, 3
 MIN_TRAIN_WINDOWS = 20
@@ -56,10 +56,10 @@ class Forecaster:
 
     @cached_property
     def artifact(self) -> tuple[bytes, str]:
-        """Its stored form (job.model.artifact) and its sha256, made once and kept with it:
+        """Its stored form (job.forecast.model.artifact) and its sha256, made once and kept with it:
         a Dask worker makes it beside the training, so the process that writes the tables
         only stores it."""
-        from job.model import artifact  # it imports this module
+        from job.forecast.model import artifact  # it imports this module
 
         data = artifact.pack(self)
         return data, artifact.sha256(data)

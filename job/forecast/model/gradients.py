@@ -19,7 +19,7 @@ from functools import cache
 
 import numpy as np
 
-from job.model.lstm import LOG_VARIANCE, Spec, Weights, shapes
+from job.forecast.model.lstm import LOG_VARIANCE, Spec, Weights, shapes
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras' Adam defaults
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -119,7 +119,7 @@ def _backward(
 
 def loss_and_gradients(weights: Weights, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
     """The batch's mean loss (squared error, or for two outputs the Gaussian negative
-    log-likelihood of job.model.lstm) and its gradient for each weight, in `weights` order.
+    log-likelihood of job.forecast.model.lstm) and its gradient for each weight, in `weights` order.
     `x`: float32 (batch, window, inputs); `y`: float32 (batch,)."""
     k1, r1, b1, k2, r2, b2, d1, e1, d2, e2 = weights
     h1, saved1 = _forward(x, k1, r1, b1)

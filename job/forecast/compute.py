@@ -1,7 +1,7 @@
 """The compute stage: one ticker's sessions replayed on plain arrays.
 
-Per as-of session: retrain or fine-tune (job.policy), fit, forecast the next close
-with the LSTM and the naive model, put prediction intervals around both (job.intervals),
+Per as-of session: retrain or fine-tune (job.forecast.policy), fit, forecast the next close
+with the LSTM and the naive model, put prediction intervals around both (job.forecast.intervals),
 and yield that with the state after it. Arrays, dates and frozen dataclasses go in and
 out, never a database or Keras object: the same call runs in-process or on Dask workers,
 and a replay cut into chunks (each from the state the previous one ended with) equals one
@@ -18,15 +18,15 @@ from typing import Literal
 
 import numpy as np
 
-from job import intervals
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
-from job.forecasts import LEVELS, MODELS, NUMERIC, Forecast, bounds
-from job.model import windows
-from job.model.core import Fit, Forecaster, train, update
-from job.model.features import OHLCV
-from job.policy import Decision, decide
-from job.scores import dm_pvalue, rmse
+from job.forecast import intervals
+from job.forecast.model import windows
+from job.forecast.model.core import Fit, Forecaster, train, update
+from job.forecast.model.features import OHLCV
+from job.forecast.models import LEVELS, MODELS, NUMERIC, Forecast, bounds
+from job.forecast.policy import Decision, decide
+from job.forecast.scores import dm_pvalue, rmse
 
 #: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
 #: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
@@ -281,7 +281,7 @@ class _Matured:
 
     def scale_source(self, baseline: np.ndarray) -> str:
         """Today's source of scale: the network's once its stored scales have beaten the
-        baseline's on this ticker's matured sessions (job.intervals.choose)."""
+        baseline's on this ticker's matured sessions (job.forecast.intervals.choose)."""
         realized = np.log(self.actual / self.closes[self.as_of_index])
         network = self.column("naive", "network_scale")
         return intervals.choose(realized, network, baseline[self.as_of_index])

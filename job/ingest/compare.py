@@ -1,11 +1,11 @@
 """What one ticker's download changes: new bars, corrected ones, or a rewritten history.
 
 Each night the last `OVERLAP_SESSIONS` stored sessions are fetched again with the new
-ones. A download is checked for anomalies (job.anomalies) against the stored bars around
+ones. A download is checked for anomalies (job.ingest.anomalies) against the stored bars around
 it; then only rows that are new or differ from the stored ones are kept for writing, so a
 re-run leaves `ingested_at` alone and a night's appends of all tickers are one small
-statement. Where the overlap's close or adj_close differ beyond `job.revisions.TOLERANCE`,
-the source rewrote history: job.revisions decides whether one factor re-bases it.
+statement. Where the overlap's close or adj_close differ beyond `job.ingest.revisions.TOLERANCE`,
+the source rewrote history: job.ingest.revisions decides whether one factor re-bases it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlalchemy as sa
 
-from job import persist, revisions
-from job.anomalies import Flagged, find_anomalies
-from job.calendar import Sessions
 from job.db import bars, flags
 from job.db.bars import Stored
-from job.download import download
 from job.errors import TickerError
-from job.sources.base import VALUE_COLUMNS, Bars, PriceSource
+from job.ingest import revisions
+from job.ingest.anomalies import Flagged, find_anomalies
+from job.ingest.download import download
+from job.ingest.sources.base import VALUE_COLUMNS, Bars, PriceSource
+from job.persist import steps as persist
+from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Revision:
     source: str
     detected_at: dt.datetime
     predictions_rescaled: int = 0
-    kind: str = "rebase"  # or "correction" (job.revisions)
+    kind: str = "rebase"  # or "correction" (job.ingest.revisions)
 
 
 @dataclass
@@ -209,8 +210,8 @@ def _reload(
     conn: sa.Connection, night: Night, end: dt.date, span: tuple[dt.date, dt.date], result: IngestResult
 ) -> IngestResult:
     """The source changed stored history: fetch all of it and, if one factor re-bases what
-    is stored (job.revisions), write it and have every stored number in price units follow
-    (job.persist); else flag it and touch nothing. A stored session the source no longer
+    is stored (job.ingest.revisions), write it and have every stored number in price units follow
+    (job.persist.steps); else flag it and touch nothing. A stored session the source no longer
     serves is kept, in the new units."""
     ticker, source = night.ticker, night.source
     first_stored = bars.first_date(conn, ticker) or night.history_start

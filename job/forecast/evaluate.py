@@ -3,7 +3,7 @@
 A prediction matures when its target session's actual close is stored. Everything here
 reads the `prediction_errors` view (job.db.metrics), so the numbers users get from plain
 SQL and the numbers nightcast reports are computed from the same rows, with the same
-formulas (job.scores).
+formulas (job.forecast.scores).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from job import scores
 from job.db import metrics
-from job.forecasts import LEVELS, MODELS, bounds
+from job.forecast import scores
+from job.forecast.models import LEVELS, MODELS, bounds
 
 #: The forecast columns the metrics read.
 READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level)), "scale", "network_scale")

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from job.redact import redact
+from job.support.redact import redact
 
 log = logging.getLogger("job")
 

@@ -61,9 +61,9 @@ from yfinance.exceptions import (
     YFTzMissingError,
 )
 
-from job.calendar import Calendars, Sessions
 from job.errors import TickerError
-from job.sources.base import FRAME_COLUMNS, YAHOO_COLUMNS, empty_frame, finish
+from job.ingest.sources.base import FRAME_COLUMNS, YAHOO_COLUMNS, empty_frame, finish
+from job.support.calendar import Calendars, Sessions
 
 if TYPE_CHECKING:
     import curl_cffi.requests

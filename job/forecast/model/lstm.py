@@ -1,7 +1,7 @@
 """The architecture and its forward pass in numpy: what a forecast needs, without TensorFlow.
 
 The equations are Keras' LSTM (gates i, f, c, o; sigmoid and tanh) and Dense layers, so the
-weights Keras trains (job.model.network) forecast here unchanged; a test pins the two
+weights Keras trains (job.forecast.model.network) forecast here unchanged; a test pins the two
 together on random weights.
 """
 

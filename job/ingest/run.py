@@ -1,6 +1,6 @@
 """The first stage: download -> compare -> write, for many tickers, one failing alone.
 
-What a download changes is `job.compare`'s; every statement is `job.db`'s. This module is
+What a download changes is `job.ingest.compare`'s; every statement is `job.db`'s. This module is
 the loop: which commit holds what, and what each ticker's outcome is.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from job.calendar import Sessions
-from job.compare import OVERLAP_SESSIONS, IngestResult, Night, Pending, prepare
 from job.db import bars, flags
 from job.errors import NightcastError, Refused, clip, ticker_failure, unforeseen
-from job.sources.base import PriceSource
-from job.tickers import normalize_ticker
+from job.ingest.compare import OVERLAP_SESSIONS, IngestResult, Night, Pending, prepare
+from job.ingest.sources.base import PriceSource
+from job.ingest.tickers import normalize_ticker
+from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def ingest_many(
     rerun appends them. `verify`, given the tickers about to be committed, raises if this
     process may no longer write them (job.db.claims). `calendars`: each ticker's exchange
     sessions. `metric_windows`: the rolling metrics a revision recomputes. `accept`: dates
-    whose anomalies (job.anomalies) a person confirmed as real.
+    whose anomalies (job.ingest.anomalies) a person confirmed as real.
 
     A ticker whose bars are refused (invalid, or flagged as anomalies) keeps a row in
     `price_flags` with the reason until a download of it passes.

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from job.errors import TickerError, clip, quote
-from job.sources.base import YAHOO_COLUMNS, finish
-from job.tickers import is_ticker
-from job.validate import NOT_A_NUMBER, UNPARSEABLE_DATE, Problem, ValidationError
+from job.ingest.sources.base import YAHOO_COLUMNS, finish
+from job.ingest.tickers import is_ticker
+from job.ingest.validate import NOT_A_NUMBER, UNPARSEABLE_DATE, Problem, ValidationError
 
 REQUIRED = ("Date", "Open", "High", "Low", "Close", "Volume")
 

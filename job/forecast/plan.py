@@ -16,18 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 import sqlalchemy as sa
 
-from job import intervals
-from job.calendar import Sessions
-from job.compute import Recent, State, Task, lookback
 from job.config import Settings
 from job.db.bars import read_bars
 from job.db.flags import revisions_since
 from job.db.forecasts import forecast_dates, recent_forecasts
 from job.errors import TickerError
-from job.forecasts import COLUMNS, MODELS, NUMERIC
-from job.model import ArtifactError
-from job.model.features import OHLCV
-from job.model_store import load_latest
+from job.forecast import intervals
+from job.forecast.compute import Recent, State, Task, lookback
+from job.forecast.model import ArtifactError
+from job.forecast.model.features import OHLCV
+from job.forecast.models import COLUMNS, MODELS, NUMERIC
+from job.persist.model_versions import load_latest
+from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def plan(
         return None
     first = todo[0].astype(dt.date)
     state, parent_id = _state(conn, ticker, first, settings)
-    # The compute stage reads fixed spans back from each session (job.compute.lookback):
+    # The compute stage reads fixed spans back from each session (job.forecast.compute.lookback):
     # with at least those, its results do not depend on where the arrays start.
     keep = [int(np.searchsorted(dates, todo[0])) - lookback(settings.model)]
     if state.last_retrain is not None:

@@ -6,7 +6,7 @@ inference (Gibbs & Candes 2021) correcting the level from the misses of recent i
 
 - scale sigma_j: the forecast, as of close j, of the next log return's standard deviation,
   from one of two sources, chosen per ticker and session (`choose`):
-  the transparent `baseline`, a HAR regression on the day's range (job.model.features:
+  the transparent `baseline`, a HAR regression on the day's range (job.forecast.model.features:
   Rogers-Satchell plus the overnight gap, fit on a fixed span up to j), or the `network`'s
   own Gaussian scale, once its live forecasts have scored better (log score) on the
   ticker's own matured sessions with a one-sided test at SCALE_P over at least SCALE_MIN.
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from job.model import features
-from job.model.features import OHLCV
-from job.scores import mean_below_zero_pvalue
+from job.forecast.model import features
+from job.forecast.model.features import OHLCV
+from job.forecast.scores import mean_below_zero_pvalue
 
 WINDOW = 250
 GAMMA = 0.01

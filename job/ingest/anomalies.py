@@ -1,6 +1,6 @@
 """Bars that a data error at the source explains better than the market.
 
-Each bar can be valid on its own (`job.validate`) and the series still be wrong: Yahoo
+Each bar can be valid on its own (`job.ingest.validate`) and the series still be wrong: Yahoo
 serves weeks of a London stock in pounds instead of pence (closes /100), or the days
 before a split it has not applied yet (closes x5, volumes /5). Stored, such a step becomes
 one enormous log return that the next training learns from. The rules, decided on real
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from job.errors import Refused
-from job.sources.base import VALUE_COLUMNS, Bars
+from job.ingest.sources.base import VALUE_COLUMNS, Bars
 
 #: |log step| from which a step is an error whatever the volume says (x8 or /8).
 UNIT_STEP = math.log(8.0)

@@ -1,7 +1,7 @@
 """Model versions as the model knows them: a fit packed into a `model_versions` row, a row
 unpacked (and checked) into a forecaster, a version written as a `.keras` file.
 
-The table speaks rows and bytes (job.db.versions); what the bytes mean is job.model's.
+The table speaks rows and bytes (job.db.versions); what the bytes mean is job.forecast.model's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from job.config import ModelParams
 from job.db import get_engine
 from job.db import versions as table
 from job.errors import TickerError
-from job.files import replace_file
-from job.model import artifact, features
-from job.model.artifact import ArtifactError
-from job.model.core import Fit, Forecaster
+from job.forecast.model import artifact, features
+from job.forecast.model.artifact import ArtifactError
+from job.forecast.model.core import Fit, Forecaster
+from job.support.files import replace_file
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> in
     """`nightcast export`: a stored version (default: the ticker's newest) as a `.keras` file,
     and next to it a `.json` with what applying it needs: the window, the input series, the
     scaling statistics of its training window and the guard's factor (`usage` says how)."""
-    from job.model.network import save_keras
+    from job.forecast.model.network import save_keras
 
     with get_engine(url).connect() as conn:
         row = table.version(conn, ticker, version_id)
@@ -135,7 +135,7 @@ def _usage(forecaster: Forecaster) -> str:
         )
     return (
         f"x = the last `window` sessions of the columns {', '.join(features.NAMES)} (nightcast's "
-        "job.model.features.table of the stored bars), shape (1, window, inputs); x_scaled = (x - "
+        "job.forecast.model.features.table of the stored bars), shape (1, window, inputs); x_scaled = (x - "
         "scaling.center) / scaling.scale per column; (m, v) = model(x_scaled): the next log return's mean "
         "m * scaling.scale[0] + scaling.center[0] and standard deviation exp(v / 2) * scaling.scale[0]. "
         "The network's next close = last close * exp(mean). nightcast's stored LSTM forecast is last close "

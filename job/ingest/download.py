@@ -1,4 +1,4 @@
-"""One ticker's download: the source's closed bars over a range, validated (job.validate).
+"""One ticker's download: the source's closed bars over a range, validated (job.ingest.validate).
 
 No transaction is open while a source downloads: retries and backoff may take a minute.
 """
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from job.calendar import Sessions
-from job.sources.base import Bars, PriceSource
-from job.validate import validate
+from job.ingest.sources.base import Bars, PriceSource
+from job.ingest.validate import validate
+from job.support.calendar import Sessions
 
 
 def download(

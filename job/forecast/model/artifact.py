@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from job.errors import TickerError
-from job.model.core import Forecaster
-from job.model.lstm import Spec, shapes
-from job.model.windows import Scaling
+from job.forecast.model.core import Forecaster
+from job.forecast.model.lstm import Spec, shapes
+from job.forecast.model.windows import Scaling
 
 FORMAT = "nightcast-forecaster/3"
 WEIGHT_NAMES = (
