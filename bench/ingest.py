@@ -32,6 +32,7 @@ from job.db import get_engine, prices, upsert
 from job.db.migrate import upgrade_to_head
 from job.ingest.run import ingest_many
 from job.ingest.sources.base import finish
+from job.persist.steps import revision_follower
 from job.support.calendar import Calendars, get_sessions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scratch schemas
@@ -99,7 +100,7 @@ def bench(kind: str, n_tickers: int, n_sessions: int) -> None:
     now = sessions.session_close(night) + dt.timedelta(hours=2)
     with database(kind) as url:
         upgrade_to_head(url)
-        options = {"history_start": days[0], "now": now, "metric_windows": [5, 20, 60]}
+        options = {"history_start": days[0], "now": now, "follow": revision_follower([5, 20, 60])}
         began = time.perf_counter()
         with get_engine(url).connect() as conn:
             outcomes = ingest_many(conn, tickers, source, Calendars("XNYS"), end=cold_end, **options)

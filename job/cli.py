@@ -262,8 +262,8 @@ def export(
 ) -> None:
     """Write a stored model as a .keras file: Keras' own format, `keras.saving.load_model` opens it."""
     from job.db.migrate import require_current
+    from job.forecast.model.stored import export_keras
     from job.ingest.tickers import normalize_ticker
-    from job.persist.model_versions import export_keras
 
     if out.suffix != ".keras":
         raise UsageError(f"--out {out}: a Keras model file must end in .keras")

@@ -34,7 +34,7 @@ from job.forecast.plan import Plan, plan
 from job.forecast.selection import Selection
 from job.ingest.run import IngestOutcome, ingest_many
 from job.ingest.sources import PriceSource
-from job.persist.steps import save_steps
+from job.persist.steps import revision_follower, save_steps
 from job.support.calendar import Calendars
 from job.support.clock import utcnow
 from job.support.redact import mask_url, redact
@@ -220,7 +220,7 @@ class Cycle:
         return ingest_many(
             claims.conn, tickers, self.source, self.calendars, history_start=settings.history_start,
             start=start, end=end, now=self.now(), verify=claims.verify,
-            metric_windows=settings.metric_windows, accept=accept,
+            follow=revision_follower(settings.metric_windows), accept=accept,
         )  # fmt: skip
 
     def _busy(self, ticker: str) -> str:

@@ -27,6 +27,7 @@ from job.ingest.run import ingest_many
 from job.ingest.sources import CsvSource, source_for
 from job.ingest.sources.base import VALUE_COLUMNS, Bars, finish
 from job.ingest.sources.csvfile import read_yahoo_csv
+from job.persist.steps import revision_follower
 from job.pipeline import Cycle
 from job.status import render_status
 from job.support.calendar import Calendars, get_sessions
@@ -130,7 +131,7 @@ def ingest(url: str, path: Path, ticker: str, **kw: object) -> list:
     with get_engine(url).connect() as conn:
         return ingest_many(
             conn, [ticker], CsvSource(path), Calendars(), history_start=d("2022-01-01"), now=AFTER,
-            metric_windows=[5], **kw,
+            follow=revision_follower([5]), **kw,
         )  # type: ignore[arg-type]  # fmt: skip
 
 
@@ -161,7 +162,8 @@ def test_invalid_values_are_flagged_too(migrated_url: str) -> None:
     with get_engine(migrated_url).connect() as conn:
         [outcome] = ingest_many(
             conn, ["SSNLF"], CsvSource(ANOMALIES / "SSNLF_div_bad.csv"), Calendars(),
-            history_start=d("2001-01-01"), now=dt.datetime(2026, 6, 29, tzinfo=UTC), metric_windows=[5],
+            history_start=d("2001-01-01"), now=dt.datetime(2026, 6, 29, tzinfo=UTC),
+            follow=revision_follower([5]),
         )  # fmt: skip
     assert outcome.flagged and "adj_close=-inf" in outcome.error
     assert [row.ticker for row in table(migrated_url, price_flags)] == ["SSNLF"]
@@ -171,7 +173,7 @@ def test_accepted_dates_store_a_series_with_real_steps(migrated_url: str) -> Non
     kw = {
         "history_start": d("2001-01-01"),
         "now": dt.datetime(2026, 6, 29, tzinfo=UTC),
-        "metric_windows": [5],
+        "follow": revision_follower([5]),
     }
     source = CsvSource(ANOMALIES / "SSNLF_div_fixed.csv")
     with get_engine(migrated_url).connect() as conn:
@@ -204,7 +206,7 @@ def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url:
     with get_engine(migrated_url).connect() as conn:
         ingest_many(
             conn, ["AET.L"], Served(fixed), Calendars(), history_start=d("2022-01-01"), end=d("2022-05-27"),
-            now=AFTER, metric_windows=[5],
+            now=AFTER, follow=revision_follower([5]),
         )  # fmt: skip
     before = table(migrated_url, prices)
     served = fixed.copy()
@@ -219,7 +221,7 @@ def test_a_unit_error_at_night_is_flagged_not_taken_for_a_revision(migrated_url:
             Calendars(),
             history_start=d("2022-01-01"),
             now=AFTER,
-            metric_windows=[5],
+            follow=revision_follower([5]),
         )
     assert outcome.flagged and "close /100" in outcome.error
     assert table(migrated_url, prices) == before
@@ -260,7 +262,7 @@ def ingest_served(url: str, frame: pd.DataFrame, now: dt.datetime, **kw: object)
     with get_engine(url).connect() as conn:
         return ingest_many(
             conn, ["TSLA"], Served(frame), Calendars(), history_start=d("2019-01-01"), now=now,
-            metric_windows=[5], **kw,
+            follow=revision_follower([5]), **kw,
         )  # type: ignore[arg-type]  # fmt: skip
 
 

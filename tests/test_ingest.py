@@ -17,6 +17,7 @@ from job.ingest.run import ingest_many
 from job.ingest.sources import CsvSource, SampleSource
 from job.ingest.sources.base import Bars, finish
 from job.ingest.validate import validate
+from job.persist.steps import revision_follower
 from job.support.calendar import Calendars, get_sessions
 
 XNYS = get_sessions("XNYS")
@@ -63,7 +64,7 @@ def stored(url: str, ticker: str = "TSLA") -> pd.DataFrame:
 
 def ingest(url: str, tickers: list[str], source: object, **kw: object) -> list:
     """`ingest_many` on a connection of its own, with the defaults of these tests."""
-    kw = {"history_start": START, "now": NIGHT, "metric_windows": [5, 20, 60], **kw}
+    kw = {"history_start": START, "now": NIGHT, "follow": revision_follower([5, 20, 60]), **kw}
     with get_engine(url).connect() as conn:
         return ingest_many(conn, tickers, source, Calendars(), **kw)  # type: ignore[arg-type]
 

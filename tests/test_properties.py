@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from job.db import get_engine
 from job.ingest.run import ingest_many
 from job.ingest.sources import CsvSource
+from job.persist.steps import revision_follower
 from job.support.calendar import Calendars, get_sessions
 
 XNYS = get_sessions("XNYS")
@@ -99,7 +100,13 @@ def _close(a: tuple, b: tuple) -> bool:
 def ingest(url: str, tickers: list[str], source: CsvSource) -> list:
     with get_engine(url).connect() as conn:
         return ingest_many(
-            conn, tickers, source, Calendars(), history_start=DAYS[0], now=NIGHT, metric_windows=[5]
+            conn,
+            tickers,
+            source,
+            Calendars(),
+            history_start=DAYS[0],
+            now=NIGHT,
+            follow=revision_follower([5]),
         )
 
 

@@ -47,7 +47,7 @@ def test_export_writes_a_keras_file_keras_opens_with_the_stored_weights(
 
     from job.db import get_engine
     from job.forecast.model.lstm import predict
-    from job.persist.model_versions import load_latest
+    from job.forecast.model.stored import load_latest
 
     assert main(["ingest", "--database-url", migrated_url, "--source", "sample", "--tickers", "TSLA"]) == 0
     assert main(["train", "--database-url", migrated_url, "--tickers", "TSLA"]) == 0

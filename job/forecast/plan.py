@@ -25,8 +25,8 @@ from job.forecast import intervals
 from job.forecast.compute import Recent, State, Task, lookback
 from job.forecast.model import ArtifactError
 from job.forecast.model.features import OHLCV
+from job.forecast.model.stored import load_latest
 from job.forecast.models import COLUMNS, MODELS, NUMERIC
-from job.persist.model_versions import load_latest
 from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ from job.ingest import revisions
 from job.ingest.anomalies import Flagged, find_anomalies
 from job.ingest.download import download
 from job.ingest.sources.base import VALUE_COLUMNS, Bars, PriceSource
-from job.persist import steps as persist
 from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ class Night:
     calendar: Sessions
     history_start: dt.date
     now: dt.datetime
-    metric_windows: list[int]
+    follow: revisions.Follow
     accept: Collection[dt.date] = ()
 
 
@@ -210,9 +209,9 @@ def _reload(
     conn: sa.Connection, night: Night, end: dt.date, span: tuple[dt.date, dt.date], result: IngestResult
 ) -> IngestResult:
     """The source changed stored history: fetch all of it and, if one factor re-bases what
-    is stored (job.ingest.revisions), write it and have every stored number in price units follow
-    (job.persist.steps); else flag it and touch nothing. A stored session the source no longer
-    serves is kept, in the new units."""
+    is stored (job.ingest.revisions), write it and have every stored number in price units
+    follow (`night.follow`); else flag it and touch nothing. A stored session the source no
+    longer serves is kept, in the new units."""
     ticker, source = night.ticker, night.source
     first_stored = bars.first_date(conn, ticker) or night.history_start
     conn.rollback()  # no transaction while the source downloads; the claim keeps others away
@@ -245,7 +244,7 @@ def _reload(
             conn, ticker, kind=change.kind, factor=change.factor, changed=change.changed, source=source.name,
             now=night.now,
         )  # fmt: skip
-    rescaled = persist.follow_revision(conn, ticker, change.factor, change.corrections, night.metric_windows)
+    rescaled = night.follow(conn, ticker, change)
     if change.changed:
         result.revised = Revision(
             first_revised_date=change.changed[0], last_revised_date=change.changed[-1], factor=change.factor,

@@ -14,10 +14,11 @@ close, each by its own ratio.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import sqlalchemy as sa
 
 from job.ingest.anomalies import Anomaly, Flagged
 from job.ingest.sources.base import VALUE_COLUMNS, Bars
@@ -51,6 +52,12 @@ class Change:
     @property
     def kind(self) -> str:
         return "correction" if self.corrections else "rebase"
+
+
+#: What the caller has a re-based history carry, in the transaction that writes it: every
+#: stored number in price units follows the new prices (the persist stage's, handed in by
+#: the cycle, so this stage knows nothing of forecasts). Returns the forecasts rescaled.
+Follow = Callable[[sa.Connection, str, Change], int]
 
 
 def differs(new: np.ndarray, old: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from job.db import bars, flags
 from job.errors import NightcastError, Refused, clip, ticker_failure, unforeseen
 from job.ingest.compare import OVERLAP_SESSIONS, IngestResult, Night, Pending, prepare
+from job.ingest.revisions import Follow
 from job.ingest.sources.base import PriceSource
 from job.ingest.tickers import normalize_ticker
 from job.support.calendar import Sessions
@@ -54,7 +55,7 @@ def ingest_many(
     end: dt.date | None = None,
     now: dt.datetime | None = None,
     verify: Callable[..., None] | None = None,
-    metric_windows: list[int],
+    follow: Follow,
     accept: Collection[dt.date] = (),
 ) -> list[IngestOutcome]:
     """Ingest many tickers; a failing ticker is recorded, the rest go on. Outcomes in input order.
@@ -68,7 +69,8 @@ def ingest_many(
     not at all; a database error there stops the command with none of them written, and a
     rerun appends them. `verify`, given the tickers about to be committed, raises if this
     process may no longer write them (job.db.claims). `calendars`: each ticker's exchange
-    sessions. `metric_windows`: the rolling metrics a revision recomputes. `accept`: dates
+    sessions. `follow`: what a re-based history carries in its transaction
+    (job.ingest.revisions.Follow). `accept`: dates
     whose anomalies (job.ingest.anomalies) a person confirmed as real.
 
     A ticker whose bars are refused (invalid, or flagged as anomalies) keeps a row in
@@ -91,7 +93,7 @@ def ingest_many(
     appends: dict[str, tuple[IngestResult, Pending]] = {}
 
     def ingest_one(ticker: str) -> IngestOutcome:
-        night = Night(ticker, source, calendars(ticker), history_start, now, metric_windows, accept)
+        night = Night(ticker, source, calendars(ticker), history_start, now, follow, accept)
         with _committed(conn):
             result, pending = prepare(conn, night, start=start, end=end, recent=recents.get(ticker))
             if pending and len(pending.bars) < bars.BULK_THRESHOLD:

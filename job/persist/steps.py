@@ -11,7 +11,7 @@ a claim lost mid-run stops the ticker before anything more is written.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -21,7 +21,8 @@ from job.db.forecasts import rescale_forecasts, save_forecasts
 from job.db.versions import rescale_validation
 from job.forecast.compute import Step
 from job.forecast.evaluate import update_rolling_metrics
-from job.persist.model_versions import save_version
+from job.forecast.model.stored import save_version
+from job.ingest.revisions import Change, Follow
 
 
 def save_steps(
@@ -79,13 +80,16 @@ def _save_forecasts(
     )  # fmt: skip
 
 
-def follow_revision(
-    conn: sa.Connection, ticker: str, factor: float, own: Mapping[dt.date, float], windows: list[int]
-) -> int:
-    """After the ticker's prices were re-based by `factor` (and the sessions in `own`
-    corrected by their own ratios), in the same transaction: its forecasts and validation
-    figures follow, and its metrics are recomputed. Returns the forecasts rescaled."""
-    rescaled = rescale_forecasts(conn, ticker, factor, own)
-    rescale_validation(conn, ticker, factor)
-    update_rolling_metrics(conn, ticker, windows, since=None)
-    return rescaled
+def revision_follower(windows: list[int]) -> Follow:
+    """What a re-based history asks of what is stored (handed to the ingest stage): after the
+    ticker's prices were re-based by the change's factor (and its corrected sessions by
+    their own ratios), in the same transaction, its forecasts and validation figures
+    follow, and its metrics (`windows`) are recomputed."""
+
+    def follow(conn: sa.Connection, ticker: str, change: Change) -> int:
+        rescaled = rescale_forecasts(conn, ticker, change.factor, change.corrections)
+        rescale_validation(conn, ticker, change.factor)
+        update_rolling_metrics(conn, ticker, windows, since=None)
+        return rescaled
+
+    return follow
