@@ -16,12 +16,11 @@ import hashlib
 import io
 import json
 import zipfile
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from job.errors import TickerError
-from job.forecast.model.core import Forecaster
 from job.forecast.model.lstm import Spec, shapes
 from job.forecast.model.windows import Scaling
 
@@ -42,7 +41,19 @@ class ArtifactError(TickerError):
         self.version_id = version_id
 
 
-def describe(forecaster: Forecaster) -> dict[str, Any]:
+class Packed(Protocol):
+    """What an artifact holds: a forecaster's fields (job.forecast.model.core.Forecaster,
+    which builds itself from `unpack`; this module imports nothing of it)."""
+
+    preset: str
+    spec: Spec
+    weights: tuple[np.ndarray, ...]
+    scaling: Scaling
+    shrink: float
+    calibration: np.ndarray
+
+
+def describe(forecaster: Packed) -> dict[str, Any]:
     """Everything besides the weights needed to rebuild the forecaster (also stored in `params`)."""
     return {
         "format": FORMAT,
@@ -61,7 +72,7 @@ def describe(forecaster: Forecaster) -> dict[str, Any]:
     }
 
 
-def pack(forecaster: Forecaster) -> bytes:
+def pack(forecaster: Packed) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(_entry("forecaster.json"), json.dumps(describe(forecaster), sort_keys=True))
@@ -87,8 +98,8 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def unpack(data: bytes) -> Forecaster:
-    """The forecaster in `data`; raises ValueError (or zip/JSON errors) when it is not one."""
+def unpack(data: bytes) -> dict[str, Any]:
+    """The forecaster's fields in `data`; raises ValueError (or zip/JSON errors) when it is not one."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         meta = json.loads(npz["forecaster.json"])
         if meta.get("format") != FORMAT:
@@ -105,4 +116,5 @@ def unpack(data: bytes) -> Forecaster:
     if len(center) != len(scale) or len(center) != spec.inputs:
         raise ValueError(f"scaling of {len(center)} columns does not fit {spec}")
     scaling = Scaling(meta["scaling"]["kind"], center, scale)
-    return Forecaster(meta["preset"], spec, weights, scaling, float(meta["shrink"]), calibration)
+    return {"preset": meta["preset"], "spec": spec, "weights": weights, "scaling": scaling,
+            "shrink": float(meta["shrink"]), "calibration": calibration}  # fmt: skip

@@ -31,7 +31,7 @@ import numpy as np
 
 from job.config import ModelParams
 from job.forecast import intervals
-from job.forecast.model import features, gradients, lstm, network, windows
+from job.forecast.model import artifact, features, gradients, lstm, network, windows
 from job.forecast.model.features import OHLCV
 from job.forecast.model.lstm import Spec, Weights
 from job.forecast.model.windows import Preset, Scaling
@@ -59,10 +59,13 @@ class Forecaster:
         """Its stored form (job.forecast.model.artifact) and its sha256, made once and kept with it:
         a Dask worker makes it beside the training, so the process that writes the tables
         only stores it."""
-        from job.forecast.model import artifact  # it imports this module
-
         data = artifact.pack(self)
         return data, artifact.sha256(data)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Forecaster:
+        """The forecaster stored as `data`; raises ValueError (or zip/JSON errors) when it is not one."""
+        return cls(**artifact.unpack(data))
 
     def suits(self, params: ModelParams) -> bool:
         """Whether `params` describe this model's preset and architecture, so it can be updated."""

@@ -100,7 +100,7 @@ def _forecaster(ticker: str, row: sa.Row[Any]) -> Forecaster:
     if artifact.sha256(data) != row.artifact_sha256:
         raise ArtifactError(ticker, row.id, "artifact sha256 mismatch (corrupt)")
     try:
-        return artifact.unpack(data)
+        return Forecaster.unpack(data)
     except Exception as exc:  # zip, JSON or shape errors: any of them means unusable bytes
         raise ArtifactError(ticker, row.id, f"artifact unreadable ({type(exc).__name__}: {exc})") from exc
 
