@@ -29,6 +29,7 @@ from job.errors import NightcastError
 from job.ingest.sources import source_for
 from job.pipeline import Cycle
 from job.support.clock import utcnow
+from job.support.files import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,8 @@ HEARTBEAT_AHEAD_SECONDS = 60
 
 def write_heartbeat(path: Path, now: datetime) -> None:
     """Atomically replace the heartbeat so a healthcheck never reads half a timestamp."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(now.isoformat() + "\n")
-        tmp.replace(path)
+        replace_file(path, lambda tmp: tmp.write_text(now.isoformat() + "\n"))
     except OSError as exc:
         raise NightcastError(
             f"setting {ENV_PREFIX}HEARTBEAT_FILE: cannot write {path} ({exc.strerror})"

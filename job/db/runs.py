@@ -8,7 +8,6 @@ died, and closes only the latter as abandoned.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 from job.db.claims import Claims
 from job.db.engine import get_engine
 from job.db.schema import job_runs
+from job.support.clock import utcnow
 
 Status = Literal["running", "succeeded", "partial", "failed", "busy"]
 
@@ -35,14 +35,14 @@ def start_run(claims: Claims, kind: str, tickers: list[str]) -> int:
             conn.execute(
                 sa.update(job_runs)
                 .where(job_runs.c.id.in_(dead))
-                .values(status="failed", finished_at=datetime.now(UTC), error="abandoned: the process died")
+                .values(status="failed", finished_at=utcnow(), error="abandoned: the process died")
             )
         return conn.execute(
             sa.insert(job_runs)
             .values(
                 kind=kind,
                 status="running",
-                started_at=datetime.now(UTC),
+                started_at=utcnow(),
                 tickers=tickers,
                 details={"claim": name},
             )
@@ -57,7 +57,7 @@ def finish_run(url: str, run_id: int, status: Status, details: dict[str, Any], e
         conn.execute(
             sa.update(job_runs)
             .where(job_runs.c.id == run_id)
-            .values(status=status, finished_at=datetime.now(UTC), details=details, error=error)
+            .values(status=status, finished_at=utcnow(), details=details, error=error)
         )
 
 

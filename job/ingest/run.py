@@ -21,6 +21,7 @@ from job.ingest.revisions import Follow
 from job.ingest.sources.base import PriceSource
 from job.ingest.tickers import normalize_ticker
 from job.support.calendar import Sessions
+from job.support.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def ingest_many(
     A ticker whose bars are refused (invalid, or flagged as anomalies) keeps a row in
     `price_flags` with the reason until a download of it passes.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     check = verify or (lambda *_: None)
     slots: list[IngestOutcome | str] = []  # an outcome, or a ticker still to ingest
     for raw in tickers:

@@ -23,6 +23,7 @@ from job.forecast.compute import Step
 from job.forecast.evaluate import update_rolling_metrics
 from job.forecast.model.stored import save_version
 from job.ingest.revisions import Change, Follow
+from job.support.clock import utcnow
 
 
 def save_steps(
@@ -68,7 +69,7 @@ def save_steps(
 def _save_forecasts(
     conn: sa.Connection, ticker: str, step: Step, version_id: int, run_id: int | None
 ) -> None:
-    created = dt.datetime.now(dt.UTC)
+    created = utcnow()
     save_forecasts(
         conn,
         [

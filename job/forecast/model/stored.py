@@ -22,6 +22,7 @@ from job.errors import TickerError
 from job.forecast.model import artifact, features
 from job.forecast.model.artifact import ArtifactError
 from job.forecast.model.core import Fit, Forecaster
+from job.support.clock import utcnow
 from job.support.files import replace_file
 
 
@@ -69,7 +70,7 @@ def save_version(
         "trained_through": trained_through, "n_samples": fit.n_samples, "epochs": fit.epochs,
         "params": stored_params, "train_loss": _finite_or_none(fit.train_loss),
         "val_loss": _finite_or_none(fit.val_loss), "artifact_sha256": sha256,
-        "artifact": data if newer_in_batch < keep_artifacts else None, "created_at": dt.datetime.now(dt.UTC),
+        "artifact": data if newer_in_batch < keep_artifacts else None, "created_at": utcnow(),
     }  # fmt: skip
     return table.insert_version(conn, row, keep_artifacts=None if newer_in_batch else keep_artifacts)
 

@@ -64,6 +64,7 @@ from yfinance.exceptions import (
 from job.errors import TickerError
 from job.ingest.sources.base import FRAME_COLUMNS, YAHOO_COLUMNS, empty_frame, finish
 from job.support.calendar import Calendars, Sessions
+from job.support.clock import utcnow
 
 if TYPE_CHECKING:
     import curl_cffi.requests
@@ -240,7 +241,7 @@ class YahooSource:
     ) -> None:
         self.calendars = calendars or Calendars()
         self._download = download
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._clock = clock or utcnow
         self._attempts = attempts
         self._wait = tenacity.wait_exponential(multiplier=wait_initial, max=wait_max) + tenacity.wait_random(
             0, wait_initial
