@@ -24,8 +24,10 @@ from job.cli_options import (
     Tickers,
     Wait,
     Workers,
+    dated,
     parse_date,
     parse_range,
+    tickers_option,
 )
 from job.config import Settings, load_settings
 from job.errors import NightcastError, UsageError, one_line
@@ -135,11 +137,8 @@ def run(
 
 @app.command()
 def backfill(
-    start: Annotated[str, typer.Option("--start", help="First target session to replay (YYYY-MM-DD).")],
-    end: Annotated[
-        str | None,
-        typer.Option("--end", help="Last as-of session (default: the last stored).", show_default=False),
-    ] = None,
+    start: dated("--start", "First target session to replay."),
+    end: dated("--end", "Last as-of session (default: the last stored).") = None,
     tickers: Tickers = None,
     source: SourceName = None,
     csv: CsvPath = None,
@@ -176,12 +175,7 @@ def backfill(
 @app.command("train")
 def train_command(
     tickers: Tickers = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of", help="Train on sessions up to this date (default: all stored).", show_default=False
-        ),
-    ] = None,
+    as_of: dated("--as-of", "Train on sessions up to this date (default: all stored).") = None,
     wait: Wait = False,
     workers: Workers = None,
     dask_address: DaskAddress = None,
@@ -203,26 +197,9 @@ def train_command(
 @app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNG charts and index.html.")],
-    tickers: Annotated[
-        str | None,
-        typer.Option(
-            "--tickers",
-            help="Comma-separated symbols (default: every ticker with forecasts).",
-            show_default=False,
-        ),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option(
-            "--start", help="First target session, YYYY-MM-DD (default: the first).", show_default=False
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            "--end", help="Last target session, YYYY-MM-DD (default: the last).", show_default=False
-        ),
-    ] = None,
+    tickers: tickers_option("Comma-separated symbols (default: every ticker with forecasts).") = None,
+    start: dated("--start", "First target session (default: the first).") = None,
+    end: dated("--end", "Last target session (default: the last).") = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Charts per ticker (forecasts vs actual, rolling RMSE, error histogram) and one index.html."""
@@ -302,18 +279,8 @@ def ingest(
     tickers: Tickers = None,
     source: SourceName = None,
     csv: CsvPath = None,
-    start: Annotated[
-        str | None,
-        typer.Option(
-            "--start", help="First date to fetch, YYYY-MM-DD (default: recent overlap).", show_default=False
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            "--end", help="Last date to store, YYYY-MM-DD (default: last closed session).", show_default=False
-        ),
-    ] = None,
+    start: dated("--start", "First date to fetch (default: the recent overlap).") = None,
+    end: dated("--end", "Last date to store (default: the last closed session).") = None,
     database_url: DatabaseUrl = None,
     wait: Wait = False,
     accept: Annotated[

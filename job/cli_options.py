@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,12 +20,20 @@ DatabaseUrl = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead (README: Output).")]
-Tickers = Annotated[
-    str | None,
-    typer.Option(
-        "--tickers", help="Comma-separated symbols; overrides NIGHTCAST_TICKERS.", show_default=False
-    ),
-]
+
+
+def tickers_option(help: str) -> Any:
+    """--tickers, comma-separated symbols, with what leaving it out means on this command."""
+    return Annotated[str | None, typer.Option("--tickers", help=help, show_default=False)]
+
+
+def dated(flag: str, help: str) -> Any:
+    """A YYYY-MM-DD option (`flag`: --start, --end, --as-of), read by `parse_date` or
+    `parse_range` so that it fails alike on every command; `help` says what it bounds there."""
+    return Annotated[str | None, typer.Option(flag, help=help, metavar="YYYY-MM-DD", show_default=False)]
+
+
+Tickers = tickers_option("Comma-separated symbols; overrides NIGHTCAST_TICKERS.")
 SourceName = Annotated[
     str | None,
     typer.Option("--source", help="yahoo, csv or sample; overrides NIGHTCAST_SOURCE.", show_default=False),
@@ -36,10 +44,7 @@ CsvPath = Annotated[
         "--csv", help="A Yahoo-format CSV or a folder of TICKER.csv (source csv).", show_default=False
     ),
 ]
-AsOf = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Replay as of this session's evening (YYYY-MM-DD).", show_default=False),
-]
+AsOf = dated("--as-of", "Replay as of this session's evening.")
 Wait = Annotated[bool, typer.Option("--wait", help="Wait for a running cycle instead of exiting.")]
 
 
