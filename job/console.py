@@ -19,6 +19,7 @@ from rich.table import Table
 
 from job.forecast.evaluate import RangeSummary
 from job.forecast.models import GUARDED
+from job.forecast.scores import rmse_ratio
 from job.pipeline import CycleReport, PlanCallback, SessionCallback
 
 log = logging.getLogger(__name__)
@@ -173,10 +174,10 @@ def train_lines(report: CycleReport) -> list[str]:
     for t in report.tickers:
         if t.status != "ok":
             continue
+        ratio = rmse_ratio(t.val_rmse, t.val_naive_rmse)
         skill = (
-            f"validation RMSE {t.val_rmse:.4f} vs naive {t.val_naive_rmse:.4f} "
-            f"(ratio {t.val_rmse / t.val_naive_rmse:.3f})"
-            if t.val_rmse is not None and t.val_naive_rmse
+            f"validation RMSE {t.val_rmse:.4f} vs naive {t.val_naive_rmse:.4f} (ratio {ratio:.3f})"
+            if not math.isnan(ratio)
             else "no validation tail"
         )
         lines.append(

@@ -26,7 +26,7 @@ from job.forecast.model.core import Fit, Forecaster, train, update
 from job.forecast.model.features import OHLCV
 from job.forecast.models import LEVELS, MODELS, NUMERIC, Forecast, bounds
 from job.forecast.policy import Decision, decide
-from job.forecast.scores import dm_pvalue, rmse
+from job.forecast.scores import dm_pvalue, rmse, rmse_ratio
 
 #: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
 #: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
@@ -254,8 +254,11 @@ class _Matured:
         if len(self.rows) < window:
             return None
         actual = self.actual[-window:]
-        naive = rmse(self.column("naive", "predicted_close")[-window:], actual)
-        return None if naive == 0 else rmse(self.column("lstm", "predicted_close")[-window:], actual) / naive
+        ratio = rmse_ratio(
+            rmse(self.column("lstm", "predicted_close")[-window:], actual),
+            rmse(self.column("naive", "predicted_close")[-window:], actual),
+        )
+        return None if math.isnan(ratio) else ratio
 
     def network_beats_naive(self) -> bool:
         """Whether the network's own recent forecasts beat naive's with a Diebold-Mariano

@@ -136,7 +136,7 @@ class RangeSummary:
 
     @property
     def rmse_ratio(self) -> float:
-        return self.lstm["rmse"] / self.naive["rmse"] if self.naive["rmse"] else float("nan")
+        return scores.rmse_ratio(self.lstm["rmse"], self.naive["rmse"])
 
 
 def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> RangeSummary | None:

@@ -14,6 +14,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from job.forecast.models import GUARDED, LEVELS, MODELS, bounds
+from job.forecast.scores import rmse_ratio
 from job.report.data import ChartData
 
 COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
@@ -93,7 +94,9 @@ def rolling_figure(data: ChartData) -> Figure:
     ax.grid(alpha=0.3)
     for window in windows:
         if ("lstm", window) in data.rolling.columns and ("naive", window) in data.rolling.columns:
-            ratio = (data.rolling[("lstm", window)] / data.rolling[("naive", window)]).dropna()
+            ratio = (
+                data.rolling[("lstm", window)].combine(data.rolling[("naive", window)], rmse_ratio).dropna()
+            )
             below.plot(
                 pd.to_datetime(ratio.index), ratio.to_numpy(), color=COLORS["lstm"],
                 ls=styles[windows.index(window) % len(styles)], lw=1.4, label=f"{window}-session ratio",
