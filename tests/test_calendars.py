@@ -103,7 +103,8 @@ def test_a_mixed_universe_runs_a_night_and_a_backfill_each_on_its_own_sessions(
     assert backfill.status == "succeeded", [t.error for t in backfill.tickers]
     for ticker, exchange in EXCHANGES.items():
         sessions = get_sessions(exchange)
-        as_of = [sessions.previous_session(start), *sessions.sessions_in_range(start, FRIDAY_NIGHT.date())]
+        before = sessions.sessions_in_range(start - dt.timedelta(days=10), start - dt.timedelta(days=1))[-1]
+        as_of = [before, *sessions.sessions_in_range(start, FRIDAY_NIGHT.date())]
         assert forecasts(migrated_url, ticker) == [(day, sessions.next_session(day)) for day in as_of], ticker
     london = [a for a, _ in forecasts(migrated_url, "AET.L")]
     new_york = [a for a, _ in forecasts(migrated_url, "TSLA")]

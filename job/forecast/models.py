@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
 
 #: `lstm` is the network (behind its guard); `naive` is the last known close.
 MODELS = ("lstm", "naive")
@@ -43,10 +42,6 @@ class Forecast:
     network_scale: float = math.nan  # the network's own forecast of it
     scale_source: str | None = None  # whose `scale` is: SCALE_SOURCES
 
-    def interval(self, level: int) -> tuple[float, float]:
-        lower, upper = bounds(level)
-        return getattr(self, lower), getattr(self, upper)
-
     def row(self) -> dict[str, float | str | None]:
         """The `predictions` columns it fills (NULL for NaN)."""
         numbers = {name: None if math.isnan(value) else value for name, value in self.values().items()}
@@ -55,12 +50,6 @@ class Forecast:
     def values(self) -> dict[str, float]:
         """Its numeric columns: what a replay carries from session to session."""
         return {name: getattr(self, name) for name in NUMERIC}
-
-    @classmethod
-    def from_row(cls, row: Any) -> Forecast:
-        """From a mapping or row with the columns' names (None as NaN)."""
-        numbers = {name: math.nan if row[name] is None else float(row[name]) for name in NUMERIC}
-        return cls(**numbers, scale_source=row["scale_source"])
 
 
 #: The stored columns of a forecast, in `predictions`; NUMERIC, those that are numbers.

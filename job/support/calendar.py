@@ -74,14 +74,6 @@ class Sessions:
             raise NightcastError(f"no {self.name} session after {day} in the calendar")
         return self._days[i]
 
-    def previous_session(self, day: dt.date) -> dt.date:
-        """The last session strictly before `day`, which need not be a session itself."""
-        self._check(day)
-        i = bisect.bisect_left(self._days, day)
-        if i == 0:
-            raise NightcastError(f"no {self.name} session before {day} in the calendar")
-        return self._days[i - 1]
-
     def sessions_in_range(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """Sessions with start <= session <= end (both inclusive); empty when start > end."""
         if start > end:

@@ -1,8 +1,8 @@
 """The architecture and its forward pass in numpy: what a forecast needs, without TensorFlow.
 
-The equations are Keras' LSTM (gates i, f, c, o; sigmoid and tanh) and Dense layers, so the
-weights Keras trains (job.forecast.model.network) forecast here unchanged; a test pins the two
-together on random weights.
+The equations are Keras' LSTM (gates i, f, c, o; sigmoid and tanh) and Dense layers, in
+Keras' weight layout: the weights job.forecast.model.network trains forecast the same here
+and in the Keras model `nightcast export` writes; a test pins the two together.
 """
 
 from __future__ import annotations
