@@ -8,12 +8,12 @@ view: the report shows what plain SQL over that view gives, never a second compu
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from job.config import Settings
@@ -28,6 +28,9 @@ from job.report.figures import FIGURES
 from job.support.files import replace_file
 
 DPI = 100
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("job.report"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,12 @@ def render_report(
     return index, tickers
 
 
-def _cell(metric: str, value: float | None, text: str) -> str:
-    """The shown text plus the full-precision value, so readers and tests can check exact numbers."""
+def _cell(metric: str, value: float | None, text: str) -> tuple[str, str | None, str]:
+    """A table cell: the shown text plus the full-precision value (`repr`), so readers and
+    tests can check exact numbers; no value where there is none or it is not finite."""
     if value is None or not np.isfinite(value):
-        return f'<td data-metric="{metric}">{html.escape(text if value is None else "-")}</td>'
-    return f'<td data-metric="{metric}" data-value="{value!r}">{html.escape(text)}</td>'
+        return metric, None, text if value is None else "-"
+    return metric, repr(value), text
 
 
 SUMMARY_HEADINGS = {
@@ -124,44 +128,22 @@ def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | Non
 
 
 def render_html(reports: list[TickerPage], start: date | None, end: date | None) -> str:
-    """One self-contained page: the PNGs are embedded as data URIs, so it can be mailed as is."""
-    span = f"{start or 'first forecast'} to {end or 'last forecast'}"
-    parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>nightcast report</title>',
-        "<style>body{font-family:sans-serif;max-width:1040px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
-        "td[data-value]{text-align:right}img{max-width:100%}</style></head><body>",
-        f"<h1>nightcast report: target sessions {html.escape(span)}</h1>",
-        "<p>Forecasts are for the next session's close; naive is the last known close. "
-        "Numbers are over sessions where both models' forecasts matured "
-        "(the <code>prediction_errors</code> view).</p>",
-    ]
-    for report in reports:
-        ticker = html.escape(report.ticker)
-        parts.append(f'<section id="{ticker}"><h2>{ticker}</h2>')
-        if report.summary is None:
-            parts.append("<p>No matured forecasts in this range yet.</p>")
-        else:
-            parts.append(f'<table class="summary" data-ticker="{ticker}">')
-            parts.append(
-                "<tr><th>model</th>" + "".join(f"<th>{h}</th>" for h in SUMMARY_HEADINGS.values()) + "</tr>"
-            )
-            for model, cells in summary_rows(report.summary).items():
-                parts.append(
-                    f'<tr data-model="{model}"><th>{model}</th>'
-                    + "".join(_cell(metric, *cells[metric]) for metric in SUMMARY_HEADINGS)
-                    + "</tr>"
-                )
-            parts.append("</table>")
-            if report.summary.calls == 0:
-                parts.append(f'<p class="guard">lstm = naive on every session: {html.escape(GUARDED)}.</p>')
-        for name, path in report.charts.items():
-            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(
-                f'<p><img alt="{ticker} {name} chart" data-chart="{name}" '
-                f'src="data:image/png;base64,{encoded}"></p>'
-            )
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """One self-contained page: the PNGs are embedded as data URIs, so it can be mailed as is.
+    The template escapes every value it is given (a ticker is text from a user)."""
+    pages = [
+        {
+            "ticker": report.ticker,
+            "rows": None if report.summary is None else {
+                model: [_cell(metric, *cells[metric]) for metric in SUMMARY_HEADINGS]
+                for model, cells in summary_rows(report.summary).items()
+            },
+            "guarded": report.summary is not None and report.summary.calls == 0,
+            "charts": [(name, base64.b64encode(path.read_bytes()).decode("ascii"))
+                       for name, path in report.charts.items()],
+        }
+        for report in reports
+    ]  # fmt: skip
+    return _TEMPLATES.get_template("index.html.j2").render(
+        span=f"{start or 'first forecast'} to {end or 'last forecast'}",
+        pages=pages, headings=SUMMARY_HEADINGS.values(), guarded=GUARDED,
+    )  # fmt: skip
