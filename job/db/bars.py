@@ -6,7 +6,7 @@ through here, so every reader sees the same rows in the same order and types.
 
 Writes go by size: a night's few bars of many tickers as one multi-row upsert; a first
 load or a reload skips SQLAlchemy's per-value handling, which dominates at thousands of
-rows: PostgreSQL takes a binary COPY built from the arrays in one go (straight into
+rows: PostgreSQL takes a binary COPY through psycopg (straight into
 `prices` when `fresh`, i.e. the ticker has no stored rows, else into a temporary table
 followed by INSERT ... SELECT ... ON CONFLICT); SQLite one prepared statement and the
 driver's executemany.
@@ -15,7 +15,7 @@ driver's executemany.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -178,56 +178,27 @@ def _executemany_sqlite(
     sql = f"INSERT INTO prices ({_FIELD_LIST}) VALUES ({placeholders})" + (
         "" if fresh else f" {_ON_CONFLICT}"
     )
-    # Whole columns at once (zip and tolist run in C). Dates as ISO text and the stamp as
-    # SQLAlchemy's own rendering: what the row upsert stores on SQLite.
-    n = len(dates)
-    values = [columns[c].tolist() for c in BAR_VALUES[:-1]]
-    volume = np.rint(columns["volume"]).astype(np.int64).tolist()
-    stamp = _bind(conn, "ingested_at")(now)
-    days: Iterable[str] = map(dt.date.isoformat, dates)
+    # Dates as ISO text and the stamp as SQLAlchemy's own rendering: what the row upsert
+    # stores on SQLite.
+    days = list(map(dt.date.isoformat, dates))
     conn.exec_driver_sql(
-        sql,
-        list(zip(repeat(ticker, n), days, *values, volume, repeat(source, n), repeat(stamp, n), strict=True)),
+        sql, list(_field_rows(ticker, days, columns, source, _bind(conn, "ingested_at")(now)))
     )
-    return n
+    return len(dates)
 
 
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_PG_EPOCH_DAY = _PG_EPOCH.date().toordinal()
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+def _field_rows(
+    ticker: str, days: Sequence[Any], columns: Columns, source: str, stamp: Any
+) -> Iterator[tuple[Any, ...]]:
+    """The bars as rows of `_FIELDS`, built a whole column at a time (zip and tolist run in C)."""
+    n = len(days)
+    values = [columns[c].tolist() for c in STORED_PRICES]
+    volume = np.rint(columns["volume"]).astype(np.int64).tolist()  # a count, on every write path
+    return zip(repeat(ticker, n), days, *values, volume, repeat(source, n), repeat(stamp, n), strict=True)
 
 
-def _copy_binary(ticker: str, dates: np.ndarray, columns: Columns, source: str, now: dt.datetime) -> bytes:
-    """The bars in PostgreSQL's binary COPY format, built by numpy for all rows at once.
-
-    Every field of a row has a fixed width within one batch (ticker and source are the same
-    on every row), so a row is one record of a packed big-endian numpy dtype: the field
-    count, then (byte length, value) per column in `_FIELDS` order. Dates count days and
-    timestamps microseconds from 2000-01-01, as the format defines.
-    """
-    name, origin = ticker.encode(), source.encode()
-    kinds = {"ticker": f"S{len(name)}", "date": ">i4", "volume": ">i8", "source": f"S{len(origin)}",
-             "ingested_at": ">i8"}  # fmt: skip
-    layout = np.dtype(
-        [("fields", ">i2")]
-        + [
-            part
-            for column in _FIELDS
-            for part in ((f"{column}_n", ">i4"), (column, kinds.get(column, ">f8")))
-        ]
-    )
-    rows = np.empty(len(dates), dtype=layout)
-    rows["fields"] = len(_FIELDS)
-    for column in _FIELDS:
-        rows[f"{column}_n"] = layout.fields[column][0].itemsize
-    rows["ticker"], rows["source"] = name, origin
-    rows["date"] = np.fromiter(map(dt.date.toordinal, dates), np.int64, len(dates)) - _PG_EPOCH_DAY
-    for column in BAR_VALUES[:-1]:
-        rows[column] = columns[column]
-    rows["volume"] = np.rint(columns["volume"])  # a count, like the other write paths
-    rows["ingested_at"] = (now - _PG_EPOCH) // dt.timedelta(microseconds=1)
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+#: The fields' PostgreSQL types, for psycopg's binary COPY (`Copy.set_types`).
+_COPY_TYPES = ("text", "date", *("float8" for _ in STORED_PRICES), "int8", "text", "timestamptz")
 
 
 def _copy_postgresql(
@@ -246,7 +217,9 @@ def _copy_postgresql(
         target = "_prices_load"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {target} ({_FIELD_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(_copy_binary(ticker, dates, columns, source, now))
+        copy.set_types(_COPY_TYPES)
+        for row in _field_rows(ticker, dates, columns, source, now):
+            copy.write_row(row)
     if not fresh:
         conn.exec_driver_sql(
             f"INSERT INTO prices ({_FIELD_LIST}) SELECT {_FIELD_LIST} FROM _prices_load {_ON_CONFLICT}"
