@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from job.forecast.models import LEVELS, MODELS, bounds
+from job.forecast.entries import model_names
+from job.forecast.models import LEVELS, bounds
 
 if TYPE_CHECKING:
     from job.forecast.compute import Task
@@ -165,7 +166,7 @@ def score(ticker: str, closes: dict[np.datetime64, float], steps: list) -> dict[
         return np.array([getattr(s.forecasts[model], column) for s in matured])
 
     row: dict[str, float] = {"sessions": len(matured)}
-    for model in MODELS:
+    for model in model_names():
         row[f"{model}_rmse"] = scores.rmse(made(model, "predicted_close"), actual)
         for level in LEVELS:
             lower, upper = (made(model, name) for name in bounds(level))

@@ -211,6 +211,5 @@ def _summary_json(summary: RangeSummary) -> dict[str, object]:
         "sessions": summary.sessions,
         "rmse_ratio": summary.rmse_ratio if math.isfinite(summary.rmse_ratio) else None,  # flat prices
         "calls": summary.calls,
-        "lstm": summary.lstm,
-        "naive": summary.naive,
+        **summary.models,  # every model's figures under its name
     }

@@ -30,6 +30,7 @@ from job.errors import NightcastError, UsageError, clip, one_line, ticker_failur
 from job.executors import Executor, executor_for
 from job.forecast.compute import Step, Task
 from job.forecast.evaluate import RangeSummary, summarize
+from job.forecast.models import PRIMARY, REFERENCE
 from job.forecast.plan import Plan, plan
 from job.forecast.selection import Selection
 from job.ingest.run import IngestOutcome, ingest_many
@@ -83,7 +84,7 @@ class TickerReport:
         )
         self.val_rmse, self.val_naive_rmse = step.fit.val_rmse, step.fit.val_naive_rmse
         if step.forecasts:
-            lstm, naive = step.forecasts["lstm"].row(), step.forecasts["naive"].row()
+            lstm, naive = step.forecasts[PRIMARY].row(), step.forecasts[REFERENCE].row()
             self.target = step.target.isoformat()
             self.lstm_close, self.naive_close = lstm["predicted_close"], naive["predicted_close"]
             self.lower_95, self.upper_95 = lstm["lower_95"], lstm["upper_95"]

@@ -22,7 +22,8 @@ from job.db.flags import flag_messages
 from job.db.migrate import current_revision, head_revision, require_existing, unknown_revision
 from job.db.overview import TickerStatus, ticker_status
 from job.db.runs import last_run as latest_run
-from job.forecast.models import GUARDED
+from job.forecast.entries import model_names, versioned_names
+from job.forecast.models import GUARDED, PRIMARY, REFERENCE
 from job.support.clock import utcnow
 
 
@@ -47,7 +48,8 @@ def _read(settings: Settings) -> _Snapshot:
     if revision != head:
         return _Snapshot(revision, head, unknown)
     with get_engine(url).connect() as conn:
-        tickers, flags, last_run = ticker_status(conn), flag_messages(conn), latest_run(conn)
+        tickers, flags = ticker_status(conn, versioned_names()), flag_messages(conn)
+        last_run = latest_run(conn)
     abandoned = (
         last_run is not None
         and last_run.status == "running"
@@ -104,14 +106,14 @@ def _alive(url: str, claim: str | None) -> bool:
 
 def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list[str]:
     lines = [f"prices:   {state.rows} rows, last session {state.last_session}"]
-    lstm, naive = state.forecasts.get("lstm"), state.forecasts.get("naive")
-    if lstm is None and naive is None:
+    rows = {name: state.forecasts.get(name) for name in model_names()}
+    lstm, naive = rows.get(PRIMARY), rows.get(REFERENCE)
+    if not any(rows.values()):
         lines.append("forecast: none yet")
     else:
-        shown = lstm or naive
-        assert shown is not None
+        shown = next(row for row in rows.values() if row is not None)
         parts = []
-        for name, row in (("lstm", lstm), ("naive", naive)):
+        for name, row in rows.items():
             if row is None:
                 parts.append(f"{name} -")
             elif row.target_date != shown.target_date:  # one model lagging is worth seeing
@@ -138,14 +140,17 @@ def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list
             f"({state.sessions_since_training} sessions behind prices), "
             f"created {_ago(now, model.created_at)}"
         )
-    chosen = [r for r in state.skill if r.window_days == skill_window] or state.skill[-1:]
+    widest = state.skill[-1].window_days if state.skill else None
+    chosen = [r for r in state.skill if r.window_days == skill_window] or [
+        r for r in state.skill if r.window_days == widest
+    ]
     if not chosen:
         lines.append("skill:    no matured forecasts yet")
     for row in chosen:
         ratio = "-" if row.rmse_ratio is None else f"{row.rmse_ratio:.3f}"
         partial = "" if row.n >= row.window_days else f", only {row.n} sessions so far"
         lines.append(
-            f"skill:    {row.window_days}-session RMSE lstm {row.lstm_rmse:.4f} vs naive "
+            f"skill:    {row.window_days}-session RMSE {row.model} {row.rmse:.4f} vs naive "
             f"{row.naive_rmse:.4f}, ratio {ratio}{_evidence(row)} (to {row.date}{partial})"
         )
     return lines

@@ -13,7 +13,8 @@ import pytest
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.forecast.compute import Recent, State, Task, replay, replay_all
-from job.forecast.models import MODELS, NUMERIC
+from job.forecast.entries import model_names
+from job.forecast.models import NUMERIC
 from job.forecast.scores import rmse
 from job.ingest.sources import SampleSource
 from job.support.calendar import get_sessions
@@ -109,7 +110,7 @@ def test_intervals_take_the_networks_scale_once_it_has_beaten_the_baseline_on_ma
     made = np.arange(first, n - 1)  # 250 matured forecasts, as of these sessions
     column = {name: np.full(len(made), np.nan) for name in NUMERIC}
     values = {"predicted_close": closes[made], "network_close": closes[made], "network_scale": sigma[made]}
-    recent = Recent(dates[made + 1], dates[made], {model: column | values for model in MODELS})
+    recent = Recent(dates[made + 1], dates[made], {model: column | values for model in model_names()})
     work = Task("ALT", dates, closes, dates[-1:], np.array([XNYS.next_session(dates[-1].astype(dt.date))],
                 "datetime64[D]"), State(recent=recent), PARAMS, POLICY)  # fmt: skip
     step, _ = next(replay(work))

@@ -53,7 +53,7 @@ def test_json_of_a_flat_range_is_strict_json() -> None:
     from job.forecast.evaluate import RangeSummary
     from job.pipeline import CycleReport
 
-    flat = RangeSummary("FLAT", 5, {"rmse": 0.0}, {"rmse": 0.0}, 0)
+    flat = RangeSummary("FLAT", 5, {"lstm": {"rmse": 0.0}, "naive": {"rmse": 0.0}}, 0)
     text = console.report_json(CycleReport(1, "succeeded", [], {"FLAT": flat}))
     assert (
         json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["summaries"]["FLAT"][

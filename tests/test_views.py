@@ -121,7 +121,25 @@ def test_model_skill_is_the_newest_rolling_rmse_per_window_and_its_ratio(migrate
         ("TSLA", 5, date(2020, 7, 31), 5, 3.0, 4.0, 0.75),
         ("TSLA", 20, date(2020, 7, 31), 12, 5.0, 0.0, None),
     ]
-    assert all(value is None for r in rows for value in tuple(r)[7:])  # rows without intervals
+    assert all(value is None for r in rows for value in tuple(r)[7:-2])  # rows without intervals
+    assert [(r.model, r.rmse) for r in rows] == [("lstm", r.lstm_rmse) for r in rows]
+
+
+def test_model_skill_has_a_row_per_model_besides_naive(migrated_url: str) -> None:
+    with get_engine(migrated_url).begin() as conn:
+        add_metrics(
+            conn,
+            [
+                ("TSLA", "2020-07-31", "lstm", 5, 5, 3.0),
+                ("TSLA", "2020-07-31", "naive", 5, 5, 4.0),
+                ("TSLA", "2020-07-31", "drift", 5, 5, 5.0),
+            ],
+        )
+        rows = conn.execute(sa.select(model_skill).order_by(model_skill.c.model)).all()
+    assert [(r.model, r.rmse, r.naive_rmse, r.rmse_ratio) for r in rows] == [
+        ("drift", 5.0, 4.0, 1.25),
+        ("lstm", 3.0, 4.0, 0.75),
+    ]
 
 
 def test_model_skill_shows_both_models_interval_columns_and_the_lstm_tests(migrated_url: str) -> None:

@@ -4,6 +4,7 @@ shows exactly what a SQL user would get from them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -23,8 +24,9 @@ class TickerStatus:
     skill: list[sa.Row[Any]] = field(default_factory=list)
 
 
-def ticker_status(conn: sa.Connection) -> dict[str, TickerStatus]:
-    """A handful of set-based queries, whatever the number of tickers."""
+def ticker_status(conn: sa.Connection, versioned: Sequence[str]) -> dict[str, TickerStatus]:
+    """A handful of set-based queries, whatever the number of tickers; `versioned`: the
+    models whose forecasts point at a model version (job.forecast.entries)."""
     tickers = {
         t: TickerStatus(n, last)
         for t, n, last in conn.execute(
@@ -36,10 +38,10 @@ def ticker_status(conn: sa.Connection) -> dict[str, TickerStatus]:
     for row in conn.execute(sa.select(latest_predictions)):
         if row.ticker in tickers:
             tickers[row.ticker].forecasts[row.model] = row
-    # The model behind the newest LSTM forecast, not the newest row: a backfill of older
+    # The model behind the newest forecast, not the newest row: a backfill of older
     # sessions adds versions after it that no current forecast comes from.
     behind_forecast = sa.select(latest_predictions.c.model_version_id).where(
-        latest_predictions.c.model == "lstm"
+        latest_predictions.c.model.in_(versioned)
     )
     columns = [model_versions.c[c] for c in ("id", "ticker", "kind", "trained_through", "created_at")]
     for row in conn.execute(sa.select(*columns).where(model_versions.c.id.in_(behind_forecast))):
@@ -60,7 +62,7 @@ def ticker_status(conn: sa.Connection) -> dict[str, TickerStatus]:
     for ticker, count in conn.execute(behind):
         if ticker in tickers:
             tickers[ticker].sessions_since_training = count
-    for row in conn.execute(sa.select(model_skill).order_by(model_skill.c.window_days)):
+    for row in conn.execute(sa.select(model_skill).order_by(model_skill.c.window_days, model_skill.c.model)):
         if row.ticker in tickers:
             tickers[row.ticker].skill.append(row)
     return tickers

@@ -247,4 +247,6 @@ model_skill = sa.table(
             "naive_winkler_95",
         )
     ),
+    sa.column("model", sa.String(16)),
+    sa.column("rmse", sa.Double),
 )

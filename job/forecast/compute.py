@@ -21,23 +21,20 @@ import numpy as np
 from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.forecast import intervals
+from job.forecast.entries import MODELS, Model, forecast_all, model_names
 from job.forecast.model import windows
 from job.forecast.model.core import Fit, Forecaster, train, update
 from job.forecast.model.features import OHLCV
-from job.forecast.models import LEVELS, MODELS, NUMERIC, Forecast, bounds
+from job.forecast.models import NUMERIC, PRIMARY, REFERENCE, Forecast
 from job.forecast.policy import Decision, decide
-from job.forecast.scores import dm_pvalue, rmse, rmse_ratio
+from job.forecast.session import Session, Track
 
-#: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
-#: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
-#: night, hence stricter than 5%), before the LSTM forecast leaves the last close.
-LIVE_MIN, LIVE_P = 60, 0.01
 #: A one-session forecast further than this factor from the last close is not stored.
 PLAUSIBLE_FACTOR = 10.0
 
 
 def _no_values() -> dict[str, dict[str, np.ndarray]]:
-    return {model: {name: np.empty(0) for name in NUMERIC} for model in MODELS}
+    return {model: {name: np.empty(0) for name in NUMERIC} for model in model_names()}
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class Recent:
             {
                 model: {name: np.append(self.values[model][name], value)[-keep:]
                         for name, value in made[model].values().items()}
-                for model in MODELS
+                for model in made
             },
         )  # fmt: skip
 
@@ -92,6 +89,7 @@ class Task:
     policy: RetrainPolicy
     retrain: bool = False  # retrain at the first session whatever the policy says
     bars: OHLCV | None = None  # None: closes alone (open, high, low and volume unknown)
+    models: tuple[Model, ...] = field(default_factory=lambda: tuple(MODELS))  # job.forecast.entries
 
     @property
     def prices(self) -> OHLCV:
@@ -104,7 +102,7 @@ class Task:
 
 @dataclass(frozen=True)
 class Step:
-    """What one as-of session produced: a model version and both forecasts of the next close."""
+    """What one as-of session produced: a model version and every model's forecast of the next close."""
 
     as_of: dt.date
     target: dt.date
@@ -112,16 +110,16 @@ class Step:
     reason: str
     fit: Fit
     trained_from: dt.date
-    forecasts: Mapping[str, Forecast]  # per model, in MODELS order
+    forecasts: Mapping[str, Forecast]  # per model, in the task's order
     warning: str | None = None
 
     @property
     def lstm(self) -> float:
-        return self.forecasts["lstm"].predicted_close
+        return self.forecasts[PRIMARY].predicted_close
 
     @property
     def naive(self) -> float:
-        return self.forecasts["naive"].predicted_close
+        return self.forecasts[REFERENCE].predicted_close
 
 
 def lookback(params: ModelParams) -> int:
@@ -178,14 +176,14 @@ def _session(
     end = int(np.searchsorted(task.dates, as_of, side="right"))
     if end == 0 or task.dates[end - 1] != as_of:
         raise TickerError(task.ticker, f"as of {day}: no stored close for that session")
-    bars, matured = prices[:end], _Matured(state.recent, task.dates[:end], task.closes[:end])
+    bars, track = prices[:end], Track(state.recent, task.dates[:end], task.closes[:end])
     forecaster = state.forecaster if state.forecaster is not None and state.forecaster.suits(params) else None
     since = (
         0 if state.last_retrain is None else end - 1 - int(np.searchsorted(task.dates, state.last_retrain))
     )
     decision = Decision("retrain", "retrain asked for") if force else decide(
         has_model=forecaster is not None, sessions_since_retrain=since, revised_since_model=state.revised,
-        skill=matured.skill(task.policy.skill_window), policy=task.policy,
+        skill=track.skill(task.policy.skill_window), policy=task.policy,
     )  # fmt: skip
     kind, reason, warning = decision.kind, decision.reason, None
     fit = _fit(task.ticker, day, bars, None if kind == "retrain" else forecaster, params)
@@ -194,129 +192,22 @@ def _session(
         kind, reason = "retrain", f"the update forecast {network:g}, not a plausible close"
         fit = _fit(task.ticker, day, bars, None, params)
         network, network_scale = fit.forecaster.outlook(bars)
-    if not _plausible(network, naive):
+    plausible = _plausible(network, naive)
+    if not plausible:
         warning = f"{task.ticker} as of {day}: the model forecast {network:g}; the naive forecast stands in"
-        network, lstm, network_scale = naive, naive, math.nan
-    elif params.guard and fit.forecaster.preset == "default" and not matured.network_beats_naive():
-        lstm = naive  # no live evidence of skill: the guard keeps the last close
-    else:
-        lstm = fit.forecaster.forecast(bars)
+        network, network_scale = naive, math.nan
     if not (np.isfinite(network_scale) and network_scale > 0):
         network_scale = math.nan
-    source = matured.scale_source(baseline) if np.isfinite(network_scale) else "baseline"
-    sigma = matured.scales(baseline, source)
+    source = track.scale_source(baseline) if np.isfinite(network_scale) else "baseline"
+    sigma = track.scales(baseline, source)
     used = network_scale if source == "network" else float(baseline[end - 1])
     scale = {"scale": used, "network_scale": network_scale, "scale_source": source}
-    naive_forecast = Forecast(
-        naive, **_intervals(naive, used, matured.naive_scores(sigma), matured, "naive"), **scale
-    )
-    if lstm == naive:  # an LSTM forecast equal to naive's carries naive's interval
-        lstm_forecast = replace(naive_forecast, network_close=network)
-    else:
-        past = matured.lstm_scores(sigma, fit.forecaster.calibration)
-        lstm_forecast = Forecast(
-            lstm, **_intervals(lstm, used, past, matured, "lstm"), network_close=network, **scale
-        )
-    forecasts = {"lstm": lstm_forecast, "naive": naive_forecast}
+    session = Session(bars, track, sigma, scale, fit, network, plausible, params.guard)
+    forecasts = forecast_all(session, task.models)
     retrained = as_of if kind == "retrain" else state.last_retrain
     after = State(fit.forecaster, retrained, False, state.recent.add(target, as_of, forecasts))
     trained_from = task.dates[end - fit.n_closes].astype(dt.date)
     return Step(day, target.astype(dt.date), kind, reason, fit, trained_from, forecasts, warning), after
-
-
-def _intervals(
-    point: float, sigma: float, past: np.ndarray, matured: _Matured, model: str
-) -> dict[str, float]:
-    """The interval columns of a forecast at every level (NaN where none can be made yet)."""
-    made = {}
-    for level in LEVELS:
-        interval = intervals.interval(point, sigma, past, matured.misses(model, level), level / 100)
-        made.update(zip(bounds(level), interval or (math.nan, math.nan), strict=True))
-    return made
-
-
-class _Matured:
-    """The recent forecasts whose target close is known as of this session."""
-
-    def __init__(self, recent: Recent, dates: np.ndarray, closes: np.ndarray) -> None:
-        at = np.searchsorted(dates, recent.targets)
-        known = (at < len(dates)) & (dates[np.minimum(at, len(dates) - 1)] == recent.targets)
-        self.recent, self.closes, self.dates = recent, closes, dates
-        self.rows, self.actual = np.flatnonzero(known), closes[at[known]]
-        self.as_of_index = np.searchsorted(dates, recent.as_of[known])
-
-    def column(self, model: str, name: str) -> np.ndarray:
-        """A stored column of the matured forecasts, oldest first."""
-        return self.recent.column(model, name)[self.rows]
-
-    def skill(self, window: int) -> float | None:
-        """RMSE_lstm / RMSE_naive over the last `window` matured forecasts; None until a full window."""
-        if len(self.rows) < window:
-            return None
-        actual = self.actual[-window:]
-        ratio = rmse_ratio(
-            rmse(self.column("lstm", "predicted_close")[-window:], actual),
-            rmse(self.column("naive", "predicted_close")[-window:], actual),
-        )
-        return None if math.isnan(ratio) else ratio
-
-    def network_beats_naive(self) -> bool:
-        """Whether the network's own recent forecasts beat naive's with a Diebold-Mariano
-        p-value below LIVE_P: live, out-of-sample evidence of skill."""
-        network = self.column("lstm", "network_close")
-        known = np.isfinite(network)
-        if known.sum() < LIVE_MIN:
-            return False
-        naive, actual = self.column("naive", "predicted_close")[known], self.actual[known]
-        p = dm_pvalue(network[known] - actual, naive - actual)
-        return p is not None and p < LIVE_P and not self.applied_lost()
-
-    def applied_lost(self) -> bool:
-        """Whether the LSTM forecasts stored since it last left the naive one (its current run
-        of moves) erred more, in squares, than naive's: then it goes back to naive."""
-        lstm, naive = self.column("lstm", "predicted_close"), self.column("naive", "predicted_close")
-        moved = lstm != naive
-        start = len(moved) - int(np.argmin(moved[::-1])) if not moved.all() else 0
-        if start == len(moved):
-            return False
-        actual = self.actual[start:]
-        return bool(np.square(lstm[start:] - actual).sum() > np.square(naive[start:] - actual).sum())
-
-    def scale_source(self, baseline: np.ndarray) -> str:
-        """Today's source of scale: the network's once its stored scales have beaten the
-        baseline's on this ticker's matured sessions (job.forecast.intervals.choose)."""
-        realized = np.log(self.actual / self.closes[self.as_of_index])
-        network = self.column("naive", "network_scale")
-        return intervals.choose(realized, network, baseline[self.as_of_index])
-
-    def scales(self, baseline: np.ndarray, source: str) -> np.ndarray:
-        """sigma_j of `source` per session: the baseline's, or where the network's stored
-        scale exists (recent forecasts, matured or not), the network's."""
-        if source == "baseline":
-            return baseline
-        network = self.recent.column("naive", "network_scale")
-        at = np.searchsorted(self.dates, self.recent.as_of)
-        out = baseline.copy()
-        known = np.isfinite(network) & (at < len(self.dates))
-        out[at[known]] = network[known]
-        return out
-
-    def lstm_scores(self, sigma: np.ndarray, calibration: np.ndarray) -> np.ndarray:
-        """The LSTM's past scores, its validation tail first to make up for few live ones."""
-        live = intervals.scores(self.column("lstm", "predicted_close"), self.actual, sigma[self.as_of_index])
-        return np.concatenate([calibration, live])
-
-    def naive_scores(self, sigma: np.ndarray) -> np.ndarray:
-        """Naive's past scores need no stored forecast: yesterday's close is always known."""
-        j = np.arange(max(0, len(self.closes) - 1 - intervals.WINDOW), len(self.closes) - 1)
-        return intervals.scores(self.closes[j], self.closes[j + 1], sigma[j])
-
-    def misses(self, model: str, level: int) -> np.ndarray:
-        """1 where a matured interval of this model and level missed its close, 0 where it held."""
-        lower, upper = (self.column(model, name) for name in bounds(level))
-        stored = np.isfinite(lower) & np.isfinite(upper)
-        outside = (self.actual < lower) | (self.actual > upper)
-        return outside[stored].astype(float)
 
 
 def _fit(

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from job.db import metrics
 from job.forecast import scores
-from job.forecast.models import LEVELS, MODELS, bounds
+from job.forecast.entries import model_names
+from job.forecast.models import LEVELS, PRIMARY, REFERENCE, bounds
 
 #: The forecast columns the metrics read.
 READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level)), "scale", "network_scale")
@@ -26,7 +27,7 @@ READ = ("predicted_close", *(name for level in LEVELS for name in bounds(level))
 
 @dataclass(frozen=True)
 class Matured:
-    """Matured forecasts of both models, one per target session, oldest first:
+    """Matured forecasts of every model, one per target session, oldest first:
     `values[model][column][i]` (NaN where no interval was stored), `actual[i]` the close of
     `targets[i]`."""
 
@@ -38,7 +39,7 @@ class Matured:
         """Every `rolling_metrics` column of one model over `rows`; the naive forecast is the
         last known close, which is what direction is measured from."""
         own, actual = {name: v[rows] for name, v in self.values[model].items()}, self.actual[rows]
-        point, last = own["predicted_close"], self.values["naive"]["predicted_close"][rows]
+        point, last = own["predicted_close"], self.values[REFERENCE]["predicted_close"][rows]
         stats: dict[str, Any] = {
             "n": len(actual),
             "rmse": scores.rmse(point, actual),
@@ -53,19 +54,21 @@ class Matured:
             if level == 95:
                 stats["width_95"] = float(np.mean(upper - lower)) if known.any() else None
                 stats["winkler_95"] = scores.winkler(lower, upper, y, 0.05) if known.any() else None
-        lstm = model == "lstm"
-        stats["dm_pvalue"] = scores.dm_pvalue(point - actual, last - actual) if lstm else None
-        stats["hit_rate"] = scores.hit_rate(point, last, actual) if lstm else None
-        stats["up_rate"] = float(np.mean(actual > last)) if lstm else None
+        against = model != REFERENCE  # the reference has no test against itself
+        stats["dm_pvalue"] = scores.dm_pvalue(point - actual, last - actual) if against else None
+        stats["hit_rate"] = scores.hit_rate(point, last, actual) if against else None
+        stats["up_rate"] = float(np.mean(actual > last)) if against else None
         return stats
 
 
 def _matured(rows: Sequence[tuple[Any, ...]]) -> Matured:
-    """Rows of (target, model, actual, *READ) -> one entry per target with both models."""
+    """Rows of (target, model, actual, *READ) -> one entry per target with every model."""
+    models = model_names()
     by_target: dict[date, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
-        by_target.setdefault(row[0], {})[row[1]] = row
-    targets = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))
+        if row[1] in models:
+            by_target.setdefault(row[0], {})[row[1]] = row
+    targets = sorted(t for t, made in by_target.items() if len(made) == len(models))
     values = {
         model: {
             name: np.array(
@@ -73,9 +76,9 @@ def _matured(rows: Sequence[tuple[Any, ...]]) -> Matured:
             )
             for i, name in enumerate(READ)
         }
-        for model in MODELS
+        for model in models
     }
-    actual = np.array([by_target[t]["naive"][2] for t in targets], dtype=float)
+    actual = np.array([by_target[t][REFERENCE][2] for t in targets], dtype=float)
     return Matured(targets, values, actual)
 
 
@@ -117,26 +120,37 @@ def update_rolling_metrics(
         and (until is None or day <= until)
         and (only is None or day in only)
         for window in windows
-        for model in MODELS
+        for model in matured.values
     ]
     return metrics.save_metrics(conn, rows)
 
 
 @dataclass(frozen=True)
 class RangeSummary:
-    """How the LSTM did against naive over a range of target sessions: `lstm` and `naive`
-    hold every rolling-metric column over the whole range."""
+    """How every model did over a range of target sessions: `models[name]` holds every
+    rolling-metric column over the whole range."""
 
     ticker: str
     sessions: int
-    lstm: dict[str, Any]
-    naive: dict[str, Any]
+    models: dict[str, dict[str, Any]]
     calls: int  # sessions where the LSTM forecast a move at all (a guarded model may not)
     network_scaled: int = 0  # sessions whose intervals the network's own scale set
 
     @property
+    def lstm(self) -> dict[str, Any]:
+        return self.models[PRIMARY]
+
+    @property
+    def naive(self) -> dict[str, Any]:
+        return self.models[REFERENCE]
+
+    def ratio(self, model: str) -> float:
+        """The model's RMSE ratio to the reference's over the range."""
+        return scores.rmse_ratio(self.models[model]["rmse"], self.naive["rmse"])
+
+    @property
     def rmse_ratio(self) -> float:
-        return scores.rmse_ratio(self.lstm["rmse"], self.naive["rmse"])
+        return self.ratio(PRIMARY)
 
 
 def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> RangeSummary | None:
@@ -145,11 +159,9 @@ def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> Range
     if not matured.targets:
         return None
     every = slice(None)
-    point = {model: matured.values[model]["predicted_close"] for model in MODELS}
-    calls = int(np.sum(point["lstm"] != point["naive"]))
-    scale = matured.values["naive"]
+    point = {model: values["predicted_close"] for model, values in matured.values.items()}
+    calls = int(np.sum(point[PRIMARY] != point[REFERENCE]))
+    scale = matured.values[REFERENCE]
     network_scaled = int(np.sum(scale["scale"] == scale["network_scale"]))  # NaN equals nothing
-    return RangeSummary(
-        ticker, len(matured.targets), matured.stats(every, "lstm"), matured.stats(every, "naive"), calls,
-        network_scaled,
-    )  # fmt: skip
+    stats = {model: matured.stats(every, model) for model in matured.values}
+    return RangeSummary(ticker, len(matured.targets), stats, calls, network_scaled)

@@ -2,8 +2,8 @@
 
 Every stage speaks these names: the compute stage returns a `Forecast` per model, persist
 stores its fields under the same names in `predictions`, plan reads them back into the
-state of a replay, evaluate and the report read them by name. Adding a model or a column
-is this module plus a migration.
+state of a replay, evaluate and the report read them by name. A model is an entry of
+job.forecast.entries; a new column is this module plus a migration.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-#: `lstm` is the network (behind its guard); `naive` is the last known close.
-MODELS = ("lstm", "naive")
+#: The model every other one is measured against (skill, Diebold-Mariano, hit rate): the
+#: last known close. The product's own forecast, the network behind its guard: the one
+#: whose intervals the report draws and whose skill the retrain policy watches. The list of
+#: models itself is job.forecast.entries'.
+REFERENCE, PRIMARY = "naive", "lstm"
 #: Why a stored LSTM forecast equals the naive one, said wherever that shows.
 GUARDED = "the guard keeps the LSTM at the last close until the network's own forecasts beat naive's"
 #: Where an interval's scale comes from: the network's own forecast of the next return's

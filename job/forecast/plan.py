@@ -23,10 +23,11 @@ from job.db.forecasts import forecast_dates, recent_forecasts
 from job.errors import TickerError
 from job.forecast import intervals
 from job.forecast.compute import Recent, State, Task, lookback
+from job.forecast.entries import model_names
 from job.forecast.model import ArtifactError
 from job.forecast.model.features import OHLCV
 from job.forecast.model.stored import load_latest
-from job.forecast.models import COLUMNS, MODELS, NUMERIC
+from job.forecast.models import COLUMNS, NUMERIC
 from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)
@@ -138,19 +139,21 @@ def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings)
 
 def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:
     """The last forecasts (every model, with its intervals) made before the evening of `before`."""
-    rows = recent_forecasts(conn, ticker, before, len(MODELS) * intervals.WINDOW, COLUMNS)
+    models = model_names()
+    rows = recent_forecasts(conn, ticker, before, len(models) * intervals.WINDOW, COLUMNS)
     by_target: dict[dt.date, dict[str, sa.Row]] = {}
     for row in rows:
-        by_target.setdefault(row.target_date, {})[row.model] = row
-    kept = sorted(t for t, models in by_target.items() if len(models) == len(MODELS))[-intervals.WINDOW :]
+        if row.model in models:
+            by_target.setdefault(row.target_date, {})[row.model] = row
+    kept = sorted(t for t, made in by_target.items() if len(made) == len(models))[-intervals.WINDOW :]
     return Recent(
         np.array(kept, "datetime64[D]"),
-        np.array([by_target[t][MODELS[0]].as_of_date for t in kept], "datetime64[D]"),  # every model's
+        np.array([by_target[t][models[0]].as_of_date for t in kept], "datetime64[D]"),  # every model's
         {
             model: {
                 name: np.array([_number(by_target[t][model], name) for t in kept], float) for name in NUMERIC
             }
-            for model in MODELS
+            for model in models
         },
     )
 

@@ -20,6 +20,7 @@ from job.db.claims import Claims
 from job.db.forecasts import rescale_forecasts, save_forecasts
 from job.db.versions import rescale_validation
 from job.forecast.compute import Step
+from job.forecast.entries import versioned_names
 from job.forecast.evaluate import update_rolling_metrics
 from job.forecast.model.stored import save_version
 from job.ingest.revisions import Change, Follow
@@ -69,12 +70,12 @@ def save_steps(
 def _save_forecasts(
     conn: sa.Connection, ticker: str, step: Step, version_id: int, run_id: int | None
 ) -> None:
-    created = utcnow()
+    created, versioned = utcnow(), versioned_names()
     save_forecasts(
         conn,
         [
             {"ticker": ticker, "target_date": step.target, "model": model, "as_of_date": step.as_of,
-             "model_version_id": version_id if model == "lstm" else None, "run_id": run_id,
+             "model_version_id": version_id if model in versioned else None, "run_id": run_id,
              "created_at": created} | forecast.row()
             for model, forecast in step.forecasts.items()
         ],

@@ -14,7 +14,8 @@ from job.db.bars import read_bars
 from job.db.forecasts import forecasts_between
 from job.db.metrics import full_windows
 from job.errors import NightcastError
-from job.forecast.models import LEVELS, MODELS, bounds
+from job.forecast.entries import model_names
+from job.forecast.models import LEVELS, PRIMARY, bounds
 
 #: The interval columns drawn around the LSTM's forecast.
 BOUNDS = tuple(name for level in LEVELS for name in bounds(level))
@@ -43,6 +44,11 @@ class ChartData:
     coverage: pd.DataFrame
     errors: dict[str, np.ndarray]
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models drawn (job.forecast.entries), in their order."""
+        return tuple(self.errors)
+
 
 def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) -> ChartData:
     """The plotted frames for target sessions in [start, end]; an error if none were forecast."""
@@ -50,11 +56,12 @@ def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) ->
     if not forecast_rows:
         where = "" if (start, end) == (date.min, date.max) else f" with a target session in {start}..{end}"
         raise NightcastError(f"{ticker}: no predictions stored{where}")
+    models = model_names()
     rows = pd.DataFrame(forecast_rows, columns=["target_date", "model", "predicted_close", *BOUNDS])
     forecasts = rows.pivot(index="target_date", columns="model", values="predicted_close").reindex(
-        columns=MODELS
+        columns=models
     )
-    forecasts = forecasts.join(rows[rows["model"] == "lstm"].set_index("target_date")[list(BOUNDS)])
+    forecasts = forecasts.join(rows[rows["model"] == PRIMARY].set_index("target_date")[list(BOUNDS)])
     first, last = forecasts.index.min(), forecasts.index.max()
     dates, columns = read_bars(conn, ticker, first, last)
     closes = dict(zip(dates, columns["close"], strict=True))
@@ -68,11 +75,12 @@ def load_chart_data(conn: sa.Connection, ticker: str, start: date, end: date) ->
         metric_rows, columns=["date", "model", "window_days", "rmse", "coverage_80", "coverage_95"]
     )
     rolling = metrics.pivot(index="date", columns=["model", "window_days"], values="rmse").sort_index()
-    rolling = rolling.reindex(columns=sorted(rolling.columns, key=lambda c: (c[1], MODELS.index(c[0]))))
+    rolling = rolling[[c for c in rolling.columns if c[0] in models]]
+    rolling = rolling.reindex(columns=sorted(rolling.columns, key=lambda c: (c[1], models.index(c[0]))))
     widest = metrics[metrics["window_days"] == metrics["window_days"].max()]
     coverage = widest.pivot(index="date", columns="model", values=["coverage_80", "coverage_95"]).sort_index()
     coverage = coverage.astype(float).dropna(how="all")
 
-    matured = forecasts.dropna(subset=["actual", *MODELS])
-    errors = {model: (matured[model] - matured["actual"]).to_numpy() for model in MODELS}
+    matured = forecasts.dropna(subset=["actual", *models])
+    errors = {model: (matured[model] - matured["actual"]).to_numpy() for model in models}
     return ChartData(ticker, start, end, forecasts, rolling, coverage, errors)

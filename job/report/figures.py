@@ -13,12 +13,19 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from job.forecast.models import GUARDED, LEVELS, MODELS, bounds
+from job.forecast.models import GUARDED, LEVELS, PRIMARY, REFERENCE, bounds
 from job.forecast.scores import rmse_ratio
 from job.report.data import ChartData
 
-COLORS = {"actual": "black", "lstm": "tab:blue", "naive": "tab:orange"}
-LINESTYLES = {"lstm": "-", "naive": "--"}
+COLORS = {"actual": "black", PRIMARY: "tab:blue", REFERENCE: "tab:orange"}
+LINESTYLES = {PRIMARY: "-", REFERENCE: "--"}
+#: Further models (job.forecast.entries), in their order.
+OTHER_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+
+
+def _color(data: ChartData, model: str) -> str:
+    others = [m for m in data.models if m not in COLORS]
+    return COLORS.get(model) or OTHER_COLORS[others.index(model) % len(OTHER_COLORS)]
 
 
 def _date_axis(ax: Axes) -> None:
@@ -41,22 +48,28 @@ def forecast_figure(data: ChartData) -> Figure:
         lower, upper = (data.forecasts[name] for name in bounds(level))
         if lower.notna().any():
             ax.fill_between(
-                x, lower, upper, color=COLORS["lstm"], alpha=alpha, lw=0, label=f"lstm {level}% interval"
+                x,
+                lower,
+                upper,
+                color=COLORS[PRIMARY],
+                alpha=alpha,
+                lw=0,
+                label=f"{PRIMARY} {level}% interval",
             )
     ax.plot(x, data.forecasts["actual"], color=COLORS["actual"], lw=1.6, label="actual close")
-    for model in MODELS:
+    for model in data.models:
         ax.plot(
             x,
             data.forecasts[model],
-            color=COLORS[model],
-            ls=LINESTYLES[model],
-            lw=2.4 if model == "lstm" else 1.4,  # a wide solid line under a dashed one: both show
+            color=_color(data, model),
+            ls=LINESTYLES.get(model, ":"),
+            lw=2.4 if model == PRIMARY else 1.4,  # a wide solid line under a dashed one: both show
             marker="." if len(x) <= 60 else None,
-            zorder=3 if model == "naive" else 2,  # dashed on top: the LSTM line shows in its gaps
+            zorder=3 if model == REFERENCE else 2,  # dashed on top: the LSTM line shows in its gaps
             label=f"{model} forecast",
         )
     ax.set_title(f"{data.ticker}: next-session close forecasts vs actual ({_span(data)})")
-    if data.forecasts["lstm"].equals(data.forecasts["naive"]):
+    if data.forecasts[PRIMARY].equals(data.forecasts[REFERENCE]):
         ax.text(
             0.01, 0.02, f"lstm = naive on every session: {GUARDED}", transform=ax.transAxes, fontsize=8,
         )  # fmt: skip
@@ -80,10 +93,10 @@ def rolling_figure(data: ChartData) -> Figure:
         ax.plot(
             pd.to_datetime(series.index),
             series.to_numpy(),
-            color=COLORS[model],
+            color=_color(data, model),
             ls=styles[windows.index(window) % len(styles)],
-            lw=2.6 if model == "lstm" else 1.2,  # naive on top, thinner: an equal LSTM shows beneath
-            zorder=2 if model == "lstm" else 3,
+            lw=2.6 if model == PRIMARY else 1.2,  # naive on top, thinner: an equal LSTM shows beneath
+            zorder=2 if model == PRIMARY else 3,
             marker="." if len(series) <= 60 else None,
             label=f"{model}, {window}-session RMSE",
         )
@@ -93,15 +106,14 @@ def rolling_figure(data: ChartData) -> Figure:
     ax.set_ylabel("RMSE (price)")
     ax.grid(alpha=0.3)
     for window in windows:
-        if ("lstm", window) in data.rolling.columns and ("naive", window) in data.rolling.columns:
-            ratio = (
-                data.rolling[("lstm", window)].combine(data.rolling[("naive", window)], rmse_ratio).dropna()
-            )
+        if (PRIMARY, window) in data.rolling.columns and (REFERENCE, window) in data.rolling.columns:
+            own, naive = data.rolling[(PRIMARY, window)], data.rolling[(REFERENCE, window)]
+            ratio = own.combine(naive, rmse_ratio).dropna()
             below.plot(
-                pd.to_datetime(ratio.index), ratio.to_numpy(), color=COLORS["lstm"],
+                pd.to_datetime(ratio.index), ratio.to_numpy(), color=COLORS[PRIMARY],
                 ls=styles[windows.index(window) % len(styles)], lw=1.4, label=f"{window}-session ratio",
             )  # fmt: skip
-    below.axhline(1.0, color=COLORS["naive"], lw=1.0, ls="--", label="naive (1)")
+    below.axhline(1.0, color=COLORS[REFERENCE], lw=1.0, ls="--", label="naive (1)")
     below.set_ylabel("lstm RMSE / naive RMSE")
     below.set_xlabel("session the window ends on (below 1: the LSTM beats naive)")
     below.grid(alpha=0.3)
@@ -119,7 +131,7 @@ def coverage_figure(data: ChartData) -> Figure:
     for (column, model), series in data.coverage.items():
         level = column.removeprefix("coverage_")
         ax.plot(
-            pd.to_datetime(series.index), 100 * series.to_numpy(), color=COLORS[model],
+            pd.to_datetime(series.index), 100 * series.to_numpy(), color=_color(data, model),
             ls="-" if level == "95" else "--", lw=1.4, label=f"{model}, {level}% interval",
         )  # fmt: skip
     for nominal in LEVELS:
@@ -140,15 +152,15 @@ def error_figure(data: ChartData) -> Figure:
     """Histogram of forecast errors (predicted - actual) of both models on shared bins."""
     fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.add_subplot()
-    every = np.concatenate([data.errors[m] for m in MODELS])
+    every = np.concatenate([data.errors[m] for m in data.models])
     if every.size:
         bins = np.histogram_bin_edges(every, bins=min(30, max(5, every.size // 2)))
-        for model in MODELS:
+        for model in data.models:
             ax.hist(
                 data.errors[model],
                 bins=bins,
                 alpha=0.55,
-                color=COLORS[model],
+                color=_color(data, model),
                 label=f"{model} (n={data.errors[model].size}, mean {data.errors[model].mean():+.2f})",
             )
         ax.axvline(0, color="black", lw=0.8)

@@ -22,7 +22,7 @@ from job.db.forecasts import forecast_tickers
 from job.db.migrate import require_current
 from job.errors import NightcastError
 from job.forecast.evaluate import RangeSummary, summarize
-from job.forecast.models import GUARDED, MODELS
+from job.forecast.models import GUARDED, REFERENCE
 from job.report.data import load_chart_data
 from job.report.figures import FIGURES
 from job.support.files import replace_file
@@ -99,22 +99,23 @@ SUMMARY_HEADINGS = {
 def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | None, str]]]:
     """Per model, per column of the HTML table: (full-precision value, shown text).
 
-    Naive forecasts no move, so it has no hit rate and no test against itself; its ratio to
-    itself is 1.
+    Naive (the reference) forecasts no move, so it has no hit rate and no test against
+    itself; its ratio to itself is 1.
     """
 
     def cell(value: float | None, shown: str) -> tuple[float | None, str]:
         return (None, "-") if value is None else (value, shown.format(value))
 
     rows: dict[str, dict[str, tuple[float | None, str]]] = {}
-    for model in MODELS:
-        stats = getattr(summary, model)
+    for model, stats in summary.models.items():
         rows[model] = {
             "sessions": (float(summary.sessions), str(summary.sessions)),
             "rmse": cell(stats["rmse"], "{:.4f}"),
             "mae": cell(stats["mae"], "{:.4f}"),
             "mape": cell(stats["mape"], "{:.3f}%"),
-            "rmse_ratio": cell(summary.rmse_ratio, "{:.4f}") if model == "lstm" else (1.0, "1 (reference)"),
+            "rmse_ratio": (1.0, "1 (reference)")
+            if model == REFERENCE
+            else cell(summary.ratio(model), "{:.4f}"),
             "dm_pvalue": cell(stats["dm_pvalue"], "{:.3f}"),
             "hit_rate": cell(stats["hit_rate"], "{:.1%} of " + f"{summary.calls} calls"),
             "up_rate": cell(stats["up_rate"], "{:.1%}"),
