@@ -54,7 +54,7 @@ class ModelParams(BaseModel):
 
     model_config = ConfigDict(allow_inf_nan=False)
 
-    preset: Literal["default", "seed"] = "default"
+    preset: str = Field("default", description="a key of job.forecast.model.windows.PRESETS")
     window: int = Field(10, ge=2, le=250)
     lstm_units: tuple[Units, Units] = (50, 50)
     dense_units: Units = 25
@@ -69,6 +69,15 @@ class ModelParams(BaseModel):
     update_learning_rate: float = Field(2e-4, gt=0)
     seed: int = Field(42, ge=0, lt=2**31)
     guard: bool = Field(True, description="shrink forecasts toward naive by a factor fit on validation")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from job.forecast.model.windows import PRESETS  # the presets are the model's to define
+
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r} (one of {', '.join(PRESETS)})")
+        return value
 
 
 class RetrainPolicy(BaseModel):

@@ -47,7 +47,7 @@ class Network:
         naive, forecaster = session.made[REFERENCE], session.fit.forecaster
         if not session.plausible:
             point = naive.predicted_close
-        elif session.guard and forecaster.preset == "default" and not session.track.network_beats_naive():
+        elif session.guard and not forecaster.levels and not session.track.network_beats_naive():
             point = naive.predicted_close  # no live evidence of skill: the guard keeps the last close
         else:
             point = forecaster.forecast(session.bars)

@@ -24,7 +24,7 @@ from job.errors import TickerError
 from job.forecast import intervals
 from job.forecast.compute import Recent, State, Task, lookback
 from job.forecast.entries import model_names
-from job.forecast.model import ArtifactError
+from job.forecast.model import ArtifactError, windows
 from job.forecast.model.features import OHLCV
 from job.forecast.model.stored import load_latest
 from job.forecast.models import COLUMNS, NUMERIC
@@ -80,7 +80,8 @@ def plan(
         keep.append(int(np.searchsorted(dates, state.last_retrain)))
     if len(state.recent.as_of):  # ...and the baseline scale of the day each was made
         keep.append(int(np.searchsorted(dates, state.recent.as_of[0])) - intervals.SCALE_SESSIONS - 1)
-    lo = 0 if settings.model.preset == "seed" else max(0, min(keep))  # seed trains on all it gets
+    levels = windows.representation(settings.model.preset).levels
+    lo = 0 if levels else max(0, min(keep))  # the tutorial's levels train on all they get
     targets = np.array([calendar.next_session(d.astype(dt.date)) for d in todo], "datetime64[D]")
     task = Task(
         ticker, dates[lo:], bars.close[lo:], todo, targets, state, settings.model, settings.policy, retrain,

@@ -74,8 +74,13 @@ class Forecaster:
     @property
     def scale_free(self) -> bool:
         """Whether its inputs stay the same when every price is multiplied by one factor (a
-        split re-basing the history): returns do, the seed preset's levels do not."""
-        return self.preset != "seed"
+        split re-basing the history): returns do, levels do not."""
+        return not self.levels
+
+    @property
+    def levels(self) -> bool:
+        """Whether it forecasts close levels (the tutorial's preset) rather than returns."""
+        return windows.representation(self.preset).levels
 
     def forecast(self, prices: OHLCV | np.ndarray) -> float:
         """The next close, given chronological bars (or closes) up to and including the as-of session."""
@@ -85,7 +90,7 @@ class Forecaster:
     def forecast_many(self, prices: OHLCV | np.ndarray, as_of_index: np.ndarray) -> np.ndarray:
         """Forecasts of `close[j + 1]` for each j in `as_of_index`, each reading bars `[: j + 1]`."""
         mean, _ = self.distribution_many(prices, as_of_index)
-        if self.preset == "seed":
+        if self.levels:
             return mean
         closes = windows.check_closes(prices).close[np.asarray(as_of_index, dtype=np.int64)]
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged network: callers refuse it
@@ -93,10 +98,10 @@ class Forecaster:
 
     def outlook(self, prices: OHLCV | np.ndarray) -> tuple[float, float]:
         """The network's own next close (k = 1, before the guard's say) and standard deviation
-        of the next log return (NaN for the seed preset), from one forward pass."""
+        of the next log return (NaN for levels), from one forward pass."""
         bars = windows.check_closes(prices)
         mean, sd = (float(v[0]) for v in self.distribution_many(bars, np.array([len(bars) - 1])))
-        if self.preset == "seed":
+        if self.levels:
             return mean, sd
         with np.errstate(over="ignore"):  # a diverged network: callers refuse it
             return float(bars.close[-1] * np.exp(mean)), sd
@@ -105,16 +110,16 @@ class Forecaster:
         self, prices: OHLCV | np.ndarray, as_of_index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per as-of index, the next value's (mean, standard deviation) as the network says
-        them, unscaled: a log return's for the default preset (a close and NaN for `seed`)."""
+        them, unscaled: a log return's (a close and NaN for levels)."""
         bars = windows.check_closes(prices)
         idx = np.asarray(as_of_index, dtype=np.int64)
         return self.raw(windows.forecast_inputs(bars, idx, self.spec.window, self.preset))
 
     def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unscaled network output per input row: (mean, standard deviation) of the next log
-        return, or (close, NaN) for the seed preset."""
+        return, or (close, NaN) for levels."""
         output = lstm.predict(self.weights, self.scaling.apply(x)).astype(np.float64)
-        if output.ndim == 1:
+        if self.levels:
             return self.scaling.invert(output), np.full(len(output), np.nan)
         sd = np.exp(0.5 * np.clip(output[:, 1], *lstm.LOG_VARIANCE))
         return self.scaling.invert(output[:, 0]), self.scaling.invert_scale(sd)
@@ -137,7 +142,7 @@ class Fit:
 
 
 def spec_of(params: ModelParams) -> Spec:
-    if params.preset == "seed":
+    if windows.representation(params.preset).levels:
         return Spec(TUTORIAL_WINDOW, tuple(params.lstm_units), params.dense_units)
     return Spec(params.window, tuple(params.lstm_units), params.dense_units, len(features.NAMES), 2)
 
@@ -162,14 +167,14 @@ def train(prices: OHLCV | np.ndarray, params: ModelParams) -> Fit:
     stopping, k and the calibration scores. Deterministic for a given seed."""
     bars = windows.check_closes(prices)
     spec = spec_of(params)
-    if params.preset == "seed":
+    if windows.representation(params.preset).levels:
         closes = bars.close
         scaling = windows.fit_minmax(closes)
         x, y = windows.supervised(scaling.apply(closes), spec.window)
         if len(y) == 0:
             raise ValueError(f"too few closes to train: {len(closes)}")
         result = _converged(network.train_tutorial(spec, x, y, seed=params.seed, epochs=TUTORIAL_EPOCHS))
-        forecaster = Forecaster("seed", spec, result.weights, scaling, 1.0)
+        forecaster = Forecaster(params.preset, spec, result.weights, scaling, 1.0)
         return Fit(forecaster, result.epochs, len(y), len(closes), result.train_loss)
     bars = bars[-params.train_sessions :]
     table = windows.series(bars, "default")

@@ -128,7 +128,7 @@ def export_keras(url: str, ticker: str, version_id: int | None, out: Path) -> in
 
 def _usage(forecaster: Forecaster) -> str:
     """How to turn bars into the forecast this model stored, in words and formulas."""
-    if forecaster.preset == "seed":
+    if forecaster.levels:
         return (
             "x = the last `window` closes, shape (1, window, 1); x_scaled = (x - scaling.center[0]) "
             "/ scaling.scale[0], y = model(x_scaled) * scaling.scale[0] + scaling.center[0]; y is the "

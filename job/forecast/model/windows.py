@@ -24,7 +24,31 @@ import numpy as np
 from job.forecast.model import features
 from job.forecast.model.features import OHLCV
 
-Preset = Literal["default", "seed"]
+
+@dataclass(frozen=True)
+class Representation:
+    """What a preset's network reads and forecasts, which every step of training and
+    forecasting asks of it: whole bars' log returns (`levels` off: scale-free, a mean and a
+    spread of the next return, shrunk by the guard), or close levels, min-max scaled, the
+    next close itself (the tutorial's)."""
+
+    levels: bool
+
+    @property
+    def context(self) -> int:
+        """Earlier sessions the first row of its series needs."""
+        return 0 if self.levels else features.CONTEXT
+
+
+#: The presets by the name `NIGHTCAST_MODEL__PRESET` and the stored artifacts give them.
+PRESETS = {"default": Representation(levels=False), "seed": Representation(levels=True)}
+Preset = str  # a key of PRESETS
+
+
+def representation(preset: Preset) -> Representation:
+    return PRESETS[preset]
+
+
 #: The target's column: the return's in a feature table, the only one of a series.
 TARGET = features.RET
 
@@ -89,15 +113,15 @@ def check_closes(prices: OHLCV | np.ndarray) -> OHLCV:
 
 
 def series(bars: OHLCV | np.ndarray, preset: Preset) -> np.ndarray:
-    """The values the network reads: for `default`, the feature table (job.forecast.model.features)
-    from its first complete row, row k being session k + CONTEXT; for `seed`, the closes."""
+    """The values the network reads: the feature table (job.forecast.model.features) from its
+    first complete row, row k being session k + CONTEXT; for levels, the closes."""
     bars = features.as_ohlcv(bars)
-    return features.table(bars)[features.CONTEXT :] if preset == "default" else bars.close
+    return bars.close if PRESETS[preset].levels else features.table(bars)[features.CONTEXT :]
 
 
 def _offset(preset: Preset) -> int:
     """The session of a series' first value."""
-    return features.CONTEXT if preset == "default" else 0
+    return PRESETS[preset].context
 
 
 def min_closes(window: int, preset: Preset) -> int:
