@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
     assert summary is not None
 
-    from job.config import ModelParams
     from job.forecast.model import train
+    from job.forecast.params import ModelParams
 
     closes = frame.loc[frame["date"] < start, "close"].to_numpy()
     train(closes[-200:], ModelParams())  # import TensorFlow and build once: time training alone

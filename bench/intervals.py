@@ -49,9 +49,9 @@ DEV = ROOT.parent / "shared" / "data" / "dev"
 
 
 def tasks(folder: Path, tickers: list[str], sessions: int) -> Iterator[Task]:
-    from job.config import ModelParams, RetrainPolicy
     from job.forecast.compute import State, Task
     from job.forecast.model.features import OHLCV
+    from job.forecast.params import ModelParams, RetrainPolicy
     from job.ingest.sources import CsvSource
     from job.support.calendar import get_sessions
 

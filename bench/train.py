@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    from job.config import ModelParams
     from job.forecast.model import train
     from job.forecast.model.network import load_keras
+    from job.forecast.params import ModelParams
     from job.forecast.scores import rmse
     from job.ingest.sources import CsvSource
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from job.config import ModelParams, Settings
+from job.config import Settings
 from job.db.engine import get_engine
 from job.db.migrate import upgrade_to_head
+from job.forecast.params import ModelParams
 from tests.scratch import scratch_schema
 
 PG_URL = os.environ.get("NIGHTCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.forecast.compute import Recent, State, Task, replay, replay_all
 from job.forecast.entries import model_names
 from job.forecast.models import NUMERIC
+from job.forecast.params import ModelParams, RetrainPolicy
 from job.forecast.scores import rmse
 from job.ingest.sources import SampleSource
 from job.support.calendar import get_sessions

@@ -211,7 +211,8 @@ def test_the_python_requirement_is_true() -> None:
 def test_every_setting_reaches_the_containers_and_an_empty_one_means_its_default(
     compose: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from job.config import ModelParams, RetrainPolicy, Settings
+    from job.config import Settings
+    from job.forecast.params import ModelParams, RetrainPolicy
 
     inside = {"database_url", "database_password", "database_password_file", "heartbeat_file"}
     names = {f"NIGHTCAST_{n.upper()}" for n in Settings.model_fields.keys() - inside - {"model", "policy"}}

@@ -8,10 +8,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from job.config import ModelParams, RetrainPolicy
 from job.forecast.compute import State, Task, replay
 from job.forecast.model import features
 from job.forecast.model.features import OHLCV
+from job.forecast.params import ModelParams, RetrainPolicy
 from job.ingest.sources import SampleSource
 from job.support.calendar import get_sessions
 from tests.conftest import TINY_MODEL

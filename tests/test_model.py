@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from job.config import ModelParams
 from job.forecast.model import Fit, Forecaster, features, network, train, update, windows
 from job.forecast.model.core import min_train_closes, shrink_factor
+from job.forecast.params import ModelParams
 
 TINY = ModelParams(
     window=5,

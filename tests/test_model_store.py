@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from job.config import ModelParams
 from job.db import get_engine, model_versions
 from job.forecast.model import ArtifactError, Fit, train, update
 from job.forecast.model.stored import load_latest, save_version
+from job.forecast.params import ModelParams
 
 TINY = ModelParams(
     window=5, lstm_units=(6, 5), dense_units=4, batch_size=32, max_epochs=3, patience=2, train_sessions=200

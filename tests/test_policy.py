@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from job.config import RetrainPolicy
+from job.forecast.params import RetrainPolicy
 from job.forecast.policy import Decision, decide
 
 POLICY = RetrainPolicy(retrain_every=20, skill_threshold=1.1)

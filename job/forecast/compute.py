@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 
-from job.config import ModelParams, RetrainPolicy
 from job.errors import TickerError
 from job.forecast import intervals
 from job.forecast.entries import MODELS, Model, forecast_all, model_names
@@ -26,6 +25,7 @@ from job.forecast.model import windows
 from job.forecast.model.core import Fit, Forecaster, train, update
 from job.forecast.model.features import OHLCV
 from job.forecast.models import NUMERIC, PRIMARY, REFERENCE, Forecast
+from job.forecast.params import ModelParams, RetrainPolicy
 from job.forecast.policy import Decision, decide
 from job.forecast.session import Session, Track
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from job.config import RetrainPolicy
+from job.forecast.params import RetrainPolicy
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from functools import cached_property
 
 import numpy as np
 
-from job.config import ModelParams
 from job.forecast import intervals
 from job.forecast.model import artifact, features, gradients, lstm, network, windows
 from job.forecast.model.features import OHLCV
 from job.forecast.model.lstm import Spec, Weights
 from job.forecast.model.windows import Preset, Scaling
+from job.forecast.params import ModelParams
 from job.forecast.scores import rmse
 
 TUTORIAL_WINDOW, TUTORIAL_EPOCHS = 10, 3

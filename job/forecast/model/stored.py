@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from job.config import ModelParams
 from job.db import get_engine
 from job.db import versions as table
 from job.errors import TickerError
 from job.forecast.model import artifact, features
 from job.forecast.model.artifact import ArtifactError
 from job.forecast.model.core import Fit, Forecaster
+from job.forecast.params import ModelParams
 from job.support.clock import utcnow
 from job.support.files import replace_file
 
