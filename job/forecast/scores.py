@@ -54,12 +54,20 @@ def dm_pvalue(errors: np.ndarray, baseline_errors: np.ndarray) -> float | None:
 def mean_below_zero_pvalue(d: np.ndarray) -> float | None:
     """Diebold-Mariano's test on loss differences `d` (one-step, HLN-corrected): the
     one-sided p-value that their mean is below zero; None for fewer than 3 or constant ones.
-    With the HLN correction the statistic is exactly the one-sample t statistic."""
-    from scipy.stats import ttest_1samp  # imported when first needed: most commands never test
 
-    if len(d) < 3 or np.ptp(d) == 0.0:
+    With the HLN correction this is the one-sample t test, `scipy.stats.ttest_1samp(d, 0,
+    alternative="less")`, which a test pins it to; it is computed on scipy.special's
+    Student t distribution instead because importing scipy.stats costs every process
+    0.4 s and 45 MiB, and each call 300 us against 12 (bench/backfill.py: 6 % of a backfill).
+    """
+    from scipy.special import stdtr
+
+    n = len(d)
+    variance = float(np.mean(np.square(d - d.mean()))) if n else 0.0
+    if n < 3 or variance == 0.0:
         return None
-    return float(ttest_1samp(d, 0.0, alternative="less").pvalue)
+    statistic = float(d.mean()) / np.sqrt(variance / n) * np.sqrt((n - 1) / n)
+    return float(stdtr(n - 1, statistic))
 
 
 def hit_rate(predicted: np.ndarray, last: np.ndarray, actual: np.ndarray) -> float | None:
