@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from job.errors import TickerError
-from job.forecast.compute import Recent, State, Task, replay, replay_all
+from job.forecast.compute import State, Task, replay, replay_all
 from job.forecast.entries import model_names
 from job.forecast.models import NUMERIC
 from job.forecast.params import ModelParams, RetrainPolicy
 from job.forecast.scores import rmse
+from job.forecast.session import Recent
 from job.ingest.sources import SampleSource
 from job.support.calendar import get_sessions
 from tests.conftest import TINY_MODEL

@@ -20,46 +20,17 @@ import numpy as np
 
 from job.errors import TickerError
 from job.forecast import intervals
-from job.forecast.entries import MODELS, Model, forecast_all, model_names
+from job.forecast.entries import MODELS, Model, forecast_all
 from job.forecast.model import windows
 from job.forecast.model.core import Fit, Forecaster, train, update
 from job.forecast.model.features import OHLCV
-from job.forecast.models import NUMERIC, PRIMARY, REFERENCE, Forecast
+from job.forecast.models import PRIMARY, REFERENCE, Forecast
 from job.forecast.params import ModelParams, RetrainPolicy
 from job.forecast.policy import Decision, decide
-from job.forecast.session import Session, Track
+from job.forecast.session import Recent, Session, Track
 
 #: A one-session forecast further than this factor from the last close is not stored.
 PLAUSIBLE_FACTOR = 10.0
-
-
-def _no_values() -> dict[str, dict[str, np.ndarray]]:
-    return {model: {name: np.empty(0) for name in NUMERIC} for model in model_names()}
-
-
-@dataclass(frozen=True)
-class Recent:
-    """The ticker's latest forecasts, oldest first: what skill, the guard and the intervals
-    learn from. `values[model][column]`: one array per stored numeric column (NaN: none)."""
-
-    targets: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
-    as_of: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
-    values: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=_no_values)
-
-    def add(self, target: np.datetime64, as_of: np.datetime64, made: Mapping[str, Forecast]) -> Recent:
-        keep = intervals.WINDOW
-        return Recent(
-            np.append(self.targets, target)[-keep:],
-            np.append(self.as_of, as_of)[-keep:],
-            {
-                model: {name: np.append(self.values[model][name], value)[-keep:]
-                        for name, value in made[model].values().items()}
-                for model in made
-            },
-        )  # fmt: skip
-
-    def column(self, model: str, name: str) -> np.ndarray:
-        return self.values[model][name]
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ from job.db.flags import revisions_since
 from job.db.forecasts import forecast_dates, recent_forecasts
 from job.errors import TickerError
 from job.forecast import intervals
-from job.forecast.compute import Recent, State, Task, lookback
+from job.forecast.compute import State, Task, lookback
 from job.forecast.entries import model_names
 from job.forecast.model import ArtifactError, windows
 from job.forecast.model.features import OHLCV
 from job.forecast.model.stored import load_latest
 from job.forecast.models import COLUMNS, NUMERIC
+from job.forecast.session import Recent
 from job.support.calendar import Sessions
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,13 +20,38 @@ from job.forecast.model.features import OHLCV
 from job.forecast.models import LEVELS, PRIMARY, REFERENCE, Forecast, bounds
 from job.forecast.scores import dm_pvalue, rmse, rmse_ratio
 
-if TYPE_CHECKING:
-    from job.forecast.compute import Recent
-
 #: The guard's live test: the network's own forecasts over the last year (at least LIVE_MIN
 #: matured sessions) must beat naive's, one-sided Diebold-Mariano p below LIVE_P (tested every
 #: night, hence stricter than 5%), before the LSTM forecast leaves the last close.
 LIVE_MIN, LIVE_P = 60, 0.01
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The ticker's latest forecasts, oldest first: what skill, the guard and the intervals
+    learn from. `values[model][column]`: one array per stored numeric column (NaN: none)."""
+
+    targets: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
+    as_of: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[D]"))
+    values: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+
+    def add(self, target: np.datetime64, as_of: np.datetime64, made: Mapping[str, Forecast]) -> Recent:
+        keep = intervals.WINDOW
+        return Recent(
+            np.append(self.targets, target)[-keep:],
+            np.append(self.as_of, as_of)[-keep:],
+            {
+                model: {name: np.append(self.column(model, name), value)[-keep:]
+                        for name, value in made[model].values().items()}
+                for model in made
+            },
+        )  # fmt: skip
+
+    def column(self, model: str, name: str) -> np.ndarray:
+        """One model's stored column (none yet: an empty one, before the first forecast)."""
+        if model not in self.values and not len(self.targets):
+            return np.empty(0)
+        return self.values[model][name]
 
 
 @dataclass
