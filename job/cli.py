@@ -100,6 +100,21 @@ def config_command(database_url: DatabaseUrl = None) -> None:
         typer.echo(f"{name:<{width}}  {value}  ({origin})")
 
 
+def _cycle_settings(
+    database_url: str | None,
+    tickers: str | None,
+    source: str | None,
+    csv: Path | None,
+    workers: int | None,
+    dask_address: str | None,
+) -> Settings:
+    """The settings of a command that runs the cycle, its options over the environment."""
+    return load_settings(
+        database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
+        dask_address=dask_address,
+    )  # fmt: skip
+
+
 def _cycle(settings: Settings, **callbacks: Any) -> Any:
     from job.ingest.sources import source_for
     from job.pipeline import Cycle
@@ -123,10 +138,7 @@ def run(
 
     Sessions missed since the last run are caught up in order. Exit code 1 if any ticker failed.
     """
-    settings = load_settings(
-        database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
-        dask_address=dask_address,
-    )  # fmt: skip
+    settings = _cycle_settings(database_url, tickers, source, csv, workers, dask_address)
     from job.console import report_json, run_lines
 
     report = _cycle(settings).nightly(settings.tickers, as_of=parse_date("--as-of", as_of), wait=wait)
@@ -155,10 +167,7 @@ def backfill(
     """
     from job.console import print_summary, progress, report_json
 
-    settings = load_settings(
-        database_url=database_url, tickers=tickers, source=source, csv_path=csv, workers=workers,
-        dask_address=dask_address,
-    )  # fmt: skip
+    settings = _cycle_settings(database_url, tickers, source, csv, workers, dask_address)
     first, last = parse_range(start, end)
     assert first is not None  # --start is required
     with progress(len(settings.tickers)) as (on_plan, on_session):
