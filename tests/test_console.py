@@ -11,6 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -53,7 +54,8 @@ def test_json_of_a_flat_range_is_strict_json() -> None:
     from job.forecast.evaluate import RangeSummary
     from job.pipeline import CycleReport
 
-    flat = RangeSummary("FLAT", 5, {"lstm": {"rmse": 0.0}, "naive": {"rmse": 0.0}}, 0)
+    same = {"lstm": np.full(5, 10.0), "naive": np.full(5, 10.0)}
+    flat = RangeSummary("FLAT", 5, {"lstm": {"rmse": 0.0}, "naive": {"rmse": 0.0}}, same)
     text = console.report_json(CycleReport(1, "succeeded", [], {"FLAT": flat}))
     assert (
         json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["summaries"]["FLAT"][

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from job.cli import main
 from job.db import get_engine
 from job.forecast import entries
+from job.forecast.evaluate import summarize
 from job.forecast.models import Forecast
 from job.forecast.session import Session
 from job.ingest.sources import make_source
@@ -87,6 +88,10 @@ def test_a_toy_model_added_to_the_list_is_stored_evaluated_shown_and_drawn(
         skill.n == 20 and skill.rmse > 0 and skill.rmse_ratio == pytest.approx(skill.rmse / skill.naive_rmse)
     )
     assert skill.dm_pvalue is not None and skill.coverage_95 is not None  # tested against naive, intervals
+    with get_engine(migrated_url).connect() as conn:
+        summary = summarize(conn, "TSLA", START, date.max)
+    assert summary is not None and summary.moves("drift") == summary.sessions == errors.n
+    assert summary.ratio("drift") == pytest.approx(summary.models["drift"]["rmse"] / summary.naive["rmse"])
 
     assert main(["status", "--json", "--database-url", migrated_url]) == 0
     status = json.loads(capsys.readouterr().out)["tickers"]["TSLA"]

@@ -133,8 +133,13 @@ class RangeSummary:
     ticker: str
     sessions: int
     models: dict[str, dict[str, Any]]
-    calls: int  # sessions where the LSTM forecast a move at all (a guarded model may not)
+    points: dict[str, np.ndarray]  # each model's forecasts, one per session
     network_scaled: int = 0  # sessions whose intervals the network's own scale set
+
+    @property
+    def calls(self) -> int:
+        """Sessions where the LSTM forecast a move at all (a guarded model may not)."""
+        return self.moves(PRIMARY)
 
     @property
     def lstm(self) -> dict[str, Any]:
@@ -143,6 +148,10 @@ class RangeSummary:
     @property
     def naive(self) -> dict[str, Any]:
         return self.models[REFERENCE]
+
+    def moves(self, model: str) -> int:
+        """Sessions where `model` forecast a move off the last close (the reference's: none)."""
+        return int(np.sum(self.points[model] != self.points[REFERENCE]))
 
     def ratio(self, model: str) -> float:
         """The model's RMSE ratio to the reference's over the range."""
@@ -160,8 +169,7 @@ def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> Range
         return None
     every = slice(None)
     point = {model: values["predicted_close"] for model, values in matured.values.items()}
-    calls = int(np.sum(point[PRIMARY] != point[REFERENCE]))
     scale = matured.values[REFERENCE]
     network_scaled = int(np.sum(scale["scale"] == scale["network_scale"]))  # NaN equals nothing
     stats = {model: matured.stats(every, model) for model in matured.values}
-    return RangeSummary(ticker, len(matured.targets), stats, calls, network_scaled)
+    return RangeSummary(ticker, len(matured.targets), stats, point, network_scaled)

@@ -117,7 +117,7 @@ def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | Non
             if model == REFERENCE
             else cell(summary.ratio(model), "{:.4f}"),
             "dm_pvalue": cell(stats["dm_pvalue"], "{:.3f}"),
-            "hit_rate": cell(stats["hit_rate"], "{:.1%} of " + f"{summary.calls} calls"),
+            "hit_rate": cell(stats["hit_rate"], "{:.1%} of " + f"{summary.moves(model)} calls"),
             "up_rate": cell(stats["up_rate"], "{:.1%}"),
             "coverage_80": cell(stats["coverage_80"], "{:.1%}"),
             "coverage_95": cell(stats["coverage_95"], "{:.1%}"),
