@@ -126,6 +126,7 @@ def baseline(migrated_url: str, tmp_path: Path) -> Callable[[], str]:
     return reset
 
 
+@pytest.mark.slow  # generates many inputs
 @PROPERTY
 @given(text=csv_texts())
 def test_a_new_ticker_is_refused_in_one_line_or_stored_as_written(
@@ -146,6 +147,7 @@ def test_a_new_ticker_is_refused_in_one_line_or_stored_as_written(
         assert after == before
 
 
+@pytest.mark.slow  # generates many inputs
 @PROPERTY
 @given(text=csv_texts())
 def test_a_stored_ticker_takes_a_night_whole_or_not_at_all(

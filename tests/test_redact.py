@@ -125,6 +125,7 @@ def outputs(pg_url: str, folder: Path, capsys: pytest.CaptureFixture[str], passw
     return "\n".join((shown.out, shown.err, stored))
 
 
+@pytest.mark.slow  # generates many inputs
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     password=st.text(PRINTABLE_AND_BEYOND, min_size=4, max_size=24),

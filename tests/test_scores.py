@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import ttest_1samp
 
 from job.forecast.scores import dm_pvalue, mean_below_zero_pvalue
 
@@ -12,6 +11,8 @@ from job.forecast.scores import dm_pvalue, mean_below_zero_pvalue
 @pytest.mark.parametrize("n", [3, 4, 20, 60, 250, 1000])
 @pytest.mark.parametrize("shift", [-0.5, 0.0, 0.3])
 def test_the_dm_p_value_is_the_one_sided_one_sample_t_test(n: int, shift: float) -> None:
+    from scipy.stats import ttest_1samp  # heavy: imported by the worker that runs this alone
+
     rng = np.random.default_rng(n)
     for _ in range(20):
         d = rng.standard_t(3, n) * rng.uniform(1e-4, 1e3) + shift
@@ -27,6 +28,8 @@ def test_nothing_to_test_is_none_not_a_number() -> None:
 
 
 def test_dm_compares_squared_errors() -> None:
+    from scipy.stats import ttest_1samp
+
     rng = np.random.default_rng(1)
     good, bad = rng.normal(0, 1, 200), rng.normal(0, 2, 200)
     p = dm_pvalue(good, bad)
