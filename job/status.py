@@ -144,6 +144,8 @@ def _ticker_lines(state: TickerStatus, skill_window: int, now: datetime) -> list
     chosen = [r for r in state.skill if r.window_days == skill_window] or [
         r for r in state.skill if r.window_days == widest
     ]
+    names = model_names()
+    chosen.sort(key=lambda r: names.index(r.model) if r.model in names else len(names))  # as listed
     if not chosen:
         lines.append("skill:    no matured forecasts yet")
     for row in chosen:

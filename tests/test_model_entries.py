@@ -4,7 +4,7 @@ product changed, has its rows in every table and view, in `status --json` and in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -102,3 +102,41 @@ def test_a_toy_model_added_to_the_list_is_stored_evaluated_shown_and_drawn(
     assert main(["report", "--out", str(out), "--database-url", migrated_url]) == 0
     page = (out / "index.html").read_text()
     assert '<tr data-model="drift">' in page and 'data-model="lstm"' in page
+
+
+def test_adding_a_model_to_a_database_with_history_changes_nothing_of_the_others(
+    migrated_url: str, make_db: Callable[[], str]
+) -> None:
+    """Its earlier absence is no gap: the other models keep their track, metrics and intervals."""
+    plain = make_db()
+    before, after = date(2020, 6, 1), date(2020, 7, 15)
+    for url in (migrated_url, plain):
+        Cycle(tiny_settings(url), make_source("sample")).backfill(["TSLA"], start=START, as_of=before)
+    entries.MODELS.append(drift := Drift())
+    try:
+        report = Cycle(tiny_settings(migrated_url), make_source("sample")).backfill(
+            ["TSLA"], start=START, as_of=after
+        )
+    finally:
+        entries.MODELS.remove(drift)
+    assert report.status == "succeeded", [t.error for t in report.tickers]
+    Cycle(tiny_settings(plain), make_source("sample")).backfill(["TSLA"], start=START, as_of=after)
+
+    def rows(url: str, table: str) -> list[tuple]:
+        with get_engine(url).connect() as conn:
+            found = conn.execute(
+                sa.text(f"SELECT * FROM {table} WHERE model <> 'drift' ORDER BY target_date, model")
+                if table == "predictions"
+                else sa.text(
+                    f"SELECT * FROM {table} WHERE model <> 'drift' ORDER BY date, model, window_days"
+                )
+            )
+            skip = {"created_at", "run_id", "model_version_id"}
+            return [tuple(v for k, v in r._mapping.items() if k not in skip) for r in found]
+
+    for table in ("predictions", "rolling_metrics"):
+        assert rows(migrated_url, table) == rows(plain, table), table
+    drift_rows = one(
+        migrated_url, "SELECT COUNT(*) AS n, MIN(as_of_date) AS first FROM predictions WHERE model = 'drift'"
+    )
+    assert drift_rows.n > 20 and str(drift_rows.first) >= str(before)

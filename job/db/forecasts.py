@@ -48,14 +48,20 @@ def latest_as_of(
 
 
 def recent_forecasts(
-    conn: sa.Connection, ticker: str, before: dt.date, limit: int, columns: Sequence[str]
+    conn: sa.Connection,
+    ticker: str,
+    before: dt.date,
+    limit: int,
+    columns: Sequence[str],
+    models: Sequence[str],
 ) -> list[sa.Row[Any]]:
-    """The newest `limit` rows made before the evening of `before`, newest target first:
-    (target_date, model, as_of_date, *columns)."""
+    """The newest `limit` rows of `models` made before the evening of `before`, newest
+    target first: (target_date, model, as_of_date, *columns)."""
     query = (
         sa.select(predictions.c.target_date, predictions.c.model, predictions.c.as_of_date,
                   *(predictions.c[c] for c in columns))
-        .where(predictions.c.ticker == ticker, predictions.c.as_of_date < before)
+        .where(predictions.c.ticker == ticker, predictions.c.as_of_date < before,
+               predictions.c.model.in_(models))
         .order_by(predictions.c.target_date.desc())
         .limit(limit)
     )  # fmt: skip

@@ -35,11 +35,16 @@ class Matured:
     values: dict[str, dict[str, np.ndarray]]
     actual: np.ndarray
 
-    def stats(self, rows: slice, model: str) -> dict[str, Any]:
-        """Every `rolling_metrics` column of one model over `rows`; the naive forecast is the
-        last known close, which is what direction is measured from."""
-        own, actual = {name: v[rows] for name, v in self.values[model].items()}, self.actual[rows]
-        point, last = own["predicted_close"], self.values[REFERENCE]["predicted_close"][rows]
+    def stats(self, rows: slice, model: str) -> dict[str, Any] | None:
+        """Every `rolling_metrics` column of one model over those of `rows` it forecast (None:
+        none, e.g. sessions before a model joined the list); the naive forecast is the last
+        known close, which is what direction is measured from."""
+        made = np.isfinite(self.values[model]["predicted_close"][rows])
+        if not made.any():
+            return None
+        own = {name: v[rows][made] for name, v in self.values[model].items()}
+        actual, last = self.actual[rows][made], self.values[REFERENCE]["predicted_close"][rows][made]
+        point = own["predicted_close"]
         stats: dict[str, Any] = {
             "n": len(actual),
             "rmse": scores.rmse(point, actual),
@@ -62,24 +67,27 @@ class Matured:
 
 
 def _matured(rows: Sequence[tuple[Any, ...]]) -> Matured:
-    """Rows of (target, model, actual, *READ) -> one entry per target with every model."""
+    """Rows of (target, model, actual, *READ) -> one entry per target naive forecast, each
+    listed model's columns NaN where it made no forecast (a model added to the list later)."""
     models = model_names()
     by_target: dict[date, dict[str, tuple[Any, ...]]] = {}
     for row in rows:
         if row[1] in models:
             by_target.setdefault(row[0], {})[row[1]] = row
-    targets = sorted(t for t, made in by_target.items() if len(made) == len(models))
+    targets = sorted(t for t, made in by_target.items() if REFERENCE in made)
     values = {
         model: {
-            name: np.array(
-                [np.nan if (v := by_target[t][model][3 + i]) is None else v for t in targets], float
-            )
+            name: np.array([_value(by_target[t].get(model), 3 + i) for t in targets], float)
             for i, name in enumerate(READ)
         }
         for model in models
     }
     actual = np.array([by_target[t][REFERENCE][2] for t in targets], dtype=float)
     return Matured(targets, values, actual)
+
+
+def _value(row: tuple[Any, ...] | None, index: int) -> float:
+    return np.nan if row is None or row[index] is None else row[index]
 
 
 def update_rolling_metrics(
@@ -113,14 +121,14 @@ def update_rolling_metrics(
             metrics.matured_around(conn, ticker, since, 2 * (widest - 1), 2 * (widest + 1 + span), READ)
         )
     rows = [
-        {"ticker": ticker, "date": day, "model": model, "window_days": window}
-        | matured.stats(slice(max(0, i - window + 1), i + 1), model)
+        {"ticker": ticker, "date": day, "model": model, "window_days": window} | stats
         for i, day in enumerate(matured.targets)
         if (since is None or day >= since)
         and (until is None or day <= until)
         and (only is None or day in only)
         for window in windows
         for model in matured.values
+        if (stats := matured.stats(slice(max(0, i - window + 1), i + 1), model)) is not None
     ]
     return metrics.save_metrics(conn, rows)
 
@@ -151,7 +159,8 @@ class RangeSummary:
 
     def moves(self, model: str) -> int:
         """Sessions where `model` forecast a move off the last close (the reference's: none)."""
-        return int(np.sum(self.points[model] != self.points[REFERENCE]))
+        own = self.points[model]
+        return int(np.sum(np.isfinite(own) & (own != self.points[REFERENCE])))
 
     def ratio(self, model: str) -> float:
         """The model's RMSE ratio to the reference's over the range."""
@@ -171,5 +180,6 @@ def summarize(conn: sa.Connection, ticker: str, start: date, end: date) -> Range
     point = {model: values["predicted_close"] for model, values in matured.values.items()}
     scale = matured.values[REFERENCE]
     network_scaled = int(np.sum(scale["scale"] == scale["network_scale"]))  # NaN equals nothing
-    stats = {model: matured.stats(every, model) for model in matured.values}
+    made = {model: matured.stats(every, model) for model in matured.values}
+    stats = {model: figures for model, figures in made.items() if figures is not None}
     return RangeSummary(ticker, len(matured.targets), stats, point, network_scaled)

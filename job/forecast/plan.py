@@ -27,7 +27,7 @@ from job.forecast.entries import model_names
 from job.forecast.model import ArtifactError, windows
 from job.forecast.model.features import OHLCV
 from job.forecast.model.stored import load_latest
-from job.forecast.models import COLUMNS, NUMERIC
+from job.forecast.models import COLUMNS, NUMERIC, REFERENCE
 from job.forecast.session import Recent
 from job.support.calendar import Sessions
 
@@ -142,24 +142,25 @@ def _state(conn: sa.Connection, ticker: str, first: dt.date, settings: Settings)
 def _recent(conn: sa.Connection, ticker: str, before: dt.date) -> Recent:
     """The last forecasts (every model, with its intervals) made before the evening of `before`."""
     models = model_names()
-    rows = recent_forecasts(conn, ticker, before, len(models) * intervals.WINDOW, COLUMNS)
+    rows = recent_forecasts(conn, ticker, before, len(models) * intervals.WINDOW, COLUMNS, models)
     by_target: dict[dt.date, dict[str, sa.Row]] = {}
     for row in rows:
-        if row.model in models:
-            by_target.setdefault(row.target_date, {})[row.model] = row
-    kept = sorted(t for t, made in by_target.items() if len(made) == len(models))[-intervals.WINDOW :]
+        by_target.setdefault(row.target_date, {})[row.model] = row
+    # Every target naive forecast; a model added to the list later has NaN before its first.
+    kept = sorted(t for t, made in by_target.items() if REFERENCE in made)[-intervals.WINDOW :]
     return Recent(
         np.array(kept, "datetime64[D]"),
-        np.array([by_target[t][models[0]].as_of_date for t in kept], "datetime64[D]"),  # every model's
+        np.array([by_target[t][REFERENCE].as_of_date for t in kept], "datetime64[D]"),  # every model's
         {
             model: {
-                name: np.array([_number(by_target[t][model], name) for t in kept], float) for name in NUMERIC
+                name: np.array([_number(by_target[t].get(model), name) for t in kept], float)
+                for name in NUMERIC
             }
             for model in models
         },
     )
 
 
-def _number(row: sa.Row, name: str) -> float:
-    value = getattr(row, name)
+def _number(row: sa.Row | None, name: str) -> float:
+    value = None if row is None else getattr(row, name)
     return np.nan if value is None else value

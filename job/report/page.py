@@ -109,7 +109,7 @@ def summary_rows(summary: RangeSummary) -> dict[str, dict[str, tuple[float | Non
     rows: dict[str, dict[str, tuple[float | None, str]]] = {}
     for model, stats in summary.models.items():
         rows[model] = {
-            "sessions": (float(summary.sessions), str(summary.sessions)),
+            "sessions": (float(stats["n"]), str(stats["n"])),
             "rmse": cell(stats["rmse"], "{:.4f}"),
             "mae": cell(stats["mae"], "{:.4f}"),
             "mape": cell(stats["mape"], "{:.3f}%"),
